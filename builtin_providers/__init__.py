@@ -1,0 +1,1 @@
+"""Provider plugins shipped with plugway, each registered through ``register_providers``."""

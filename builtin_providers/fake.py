@@ -1,0 +1,190 @@
+"""The ``fake`` provider: real answers with no network and no key.
+
+It makes ``plugway serve`` useful on a fresh machine and gives tests and demos a provider that
+behaves like one: chat (streamed or not, with tool calls when the client requires one),
+usage counted in whitespace-separated tokens, and deterministic embeddings (floats or base64).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import attrs
+
+from plugway.context import RequestContext, Target
+from plugway.hooks import hookimpl
+from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
+from plugway.sse import sse_event
+
+
+@attrs.define(kw_only=True)
+class FakeSettings(ProviderSettings):
+    #: Seconds before answering, and between streamed chunks.
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    dimensions: int = 16
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict)
+        )
+    return ""
+
+
+def _count(text: str) -> int:
+    return len(text.split())
+
+
+def _prompt_tokens(body: Mapping[str, Any]) -> int:
+    messages = body.get("messages") or []
+    return sum(_count(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
+
+
+def _reply(body: Mapping[str, Any], model: str) -> str:
+    messages = body.get("messages") or []
+    last = next(
+        (m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), {}
+    )
+    said = " ".join(_text_of(last.get("content")).split()[:40])
+    return f"Hello from plugway's fake provider ({model}). You said: {said}"
+
+
+def _forced_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    if not tools or choice in (None, "auto", "none"):
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if (t.get("function") or {}).get("name") == name), None)
+    return tools[0] if isinstance(tools[0], dict) else None
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+class FakeProvider(Provider):
+    settings_class = FakeSettings
+    settings: FakeSettings
+    requires_api_key = False
+
+    async def chat(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        if self.settings.delay:
+            await asyncio.sleep(self.settings.delay)
+        tool = _forced_tool(body)
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if tool is not None:
+            message["tool_calls"] = [{
+                "id": "call_" + uuid.uuid4().hex[:24],
+                "type": "function",
+                "function": {"name": tool["function"]["name"], "arguments": "{}"},
+            }]
+            finish, completion = "tool_calls", 1
+        else:
+            message["content"] = _reply(body, target.model)
+            finish, completion = "stop", _count(message["content"])
+        return ProviderResponse(body={
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": target.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                         "logprobs": None}],
+            "usage": _usage(_prompt_tokens(body), completion),
+        })
+
+    async def chat_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream:
+        if self.settings.delay:
+            await asyncio.sleep(self.settings.delay)
+        return FakeStream(body, target.model, self.settings.chunk_delay)
+
+    async def embeddings(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else None
+        size = dims or self.settings.dimensions
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, item in enumerate(items):
+            vector = embed(str(item), size)
+            encoded: Any = (
+                base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+                if as_base64 else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(_count(str(item)) for item in items)
+        return ProviderResponse(body={
+            "object": "list", "data": data, "model": target.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })
+
+
+def embed(text: str, size: int) -> list[float]:
+    """A deterministic unit-ish vector for ``text``."""
+    digest = hashlib.sha256(text.encode()).digest()
+    while len(digest) < size:
+        digest += hashlib.sha256(digest).digest()
+    return [round((b - 127.5) / 127.5, 6) for b in digest[:size]]
+
+
+class FakeStream(ChunkStream):
+    def __init__(self, body: Mapping[str, Any], model: str, chunk_delay: float) -> None:
+        self.body, self.model, self.chunk_delay = body, model, chunk_delay
+        options = body.get("stream_options")
+        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": self.model}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return sse_event({**base, "choices": [
+                {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+
+        yield chunk({"role": "assistant", "content": ""})
+        tool = _forced_tool(self.body)
+        if tool is not None:
+            yield chunk({"tool_calls": [{
+                "index": 0, "id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                "function": {"name": tool["function"]["name"], "arguments": ""}}]})
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+            finish, completion = "tool_calls", 1
+        else:
+            words = _reply(self.body, self.model).split(" ")
+            for i, word in enumerate(words):
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                yield chunk({"content": word if i == 0 else " " + word})
+            finish, completion = "stop", len(words)
+        yield chunk({}, finish)
+        self.finish_reason = finish
+        self.usage = _usage(_prompt_tokens(self.body), completion)
+        if self.include_usage:
+            yield sse_event({**base, "choices": [], "usage": self.usage})
+
+    async def aclose(self) -> None:
+        return None
+
+
+@hookimpl
+def register_providers(register: Callable[..., None]) -> None:
+    register("fake", FakeProvider)

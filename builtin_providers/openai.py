@@ -1,0 +1,205 @@
+"""The ``openai`` provider: OpenAI's API and every host that speaks it.
+
+This is the hot path. Request bodies pass through with only ``model`` replaced, so fields the
+gateway does not know (tools, response_format, seed, logprobs, new ones) reach the upstream
+untouched. Non-streamed answers are parsed once (to check they are JSON and read usage) and
+sent on as the upstream's own bytes. Streams are forwarded as whole SSE events without being
+parsed; only the event carrying usage (once, at the end) and the finish reason are looked at.
+The gateway always asks the upstream for stream usage and drops the usage chunk again when the
+client did not ask for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+
+from plugway.context import RequestContext, Target
+from plugway.errors import UpstreamStreamBroken, UpstreamUnavailable
+from plugway.hooks import hookimpl
+from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
+from plugway.sse import EventSplitter, iter_data
+from plugway.upstream import error_from_response, make_http_client, transport_error
+
+
+@attrs.define(kw_only=True)
+class OpenAISettings(ProviderSettings):
+    #: Header carrying the key, and the scheme before it ("" sends the bare key).
+    auth_header: str = "authorization"
+    auth_scheme: str = "Bearer"
+    #: Query parameters added to every call (Azure's ``api-version``).
+    query: dict[str, str] = attrs.field(factory=dict)
+    organization: str | None = None
+    project: str | None = None
+
+
+_FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
+_USAGE_MARK = b'"usage":{'
+
+
+class OpenAIProvider(Provider):
+    settings_class = OpenAISettings
+    settings: OpenAISettings
+
+    client: httpx.AsyncClient
+
+    async def startup(self) -> None:
+        self.client = make_http_client(self.settings, headers=self._headers())
+
+    async def aclose(self) -> None:
+        if hasattr(self, "client"):
+            await self.client.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        s = self.settings
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if s.api_key:
+            headers[s.auth_header] = f"{s.auth_scheme} {s.api_key}" if s.auth_scheme else s.api_key
+        if s.organization:
+            headers["openai-organization"] = s.organization
+        if s.project:
+            headers["openai-project"] = s.project
+        headers.update(s.headers)
+        return headers
+
+    async def chat(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        return await self._post_json("/chat/completions", {**body, "model": target.model})
+
+    async def embeddings(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        return await self._post_json("/embeddings", {**body, "model": target.model})
+
+    async def _post_json(self, path: str, payload: dict[str, Any]) -> ProviderResponse:
+        try:
+            response = await self.client.post(
+                path, content=orjson.dumps(payload), params=self.settings.query or None
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.name) from None
+        if response.status_code >= 400:
+            raise error_from_response(
+                response.status_code, response.content, response.headers, self.name
+            )
+        raw = response.content
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            raise UpstreamUnavailable(
+                f"provider '{self.name}' answered with a body that is not a JSON object",
+                provider=self.name,
+                upstream_status=response.status_code,
+            )
+        return ProviderResponse(body=body, raw=raw)
+
+    async def chat_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream:
+        options = body.get("stream_options")
+        client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        payload = {
+            **body,
+            "model": target.model,
+            "stream": True,
+            "stream_options": {**(options if isinstance(options, dict) else {}),
+                               "include_usage": True},
+        }
+        request = self.client.build_request(
+            "POST",
+            "/chat/completions",
+            content=orjson.dumps(payload),
+            params=self.settings.query or None,
+            headers={"accept": "text/event-stream"},
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.name) from None
+        if response.status_code >= 400:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await response.aclose()
+            raise error_from_response(response.status_code, content, response.headers, self.name)
+        return OpenAIChunkStream(response, self.name, keep_usage_chunk=client_wants_usage)
+
+
+class OpenAIChunkStream(ChunkStream):
+    """Forwards an OpenAI-format SSE body as whole events, without parsing them."""
+
+    def __init__(self, response: httpx.Response, provider: str, keep_usage_chunk: bool) -> None:
+        self.response = response
+        self.provider = provider
+        self.keep_usage_chunk = keep_usage_chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        splitter = EventSplitter()
+        done = False
+        try:
+            async for chunk in self.response.aiter_bytes():
+                events = splitter.feed(chunk)
+                if not events:
+                    continue
+                if b"[DONE]" in events:
+                    events, done = _strip_done(events), True
+                if _USAGE_MARK in events:
+                    events = self._take_usage(events)
+                if b'"finish_reason":"' in events or b'"finish_reason": "' in events:
+                    found = _FINISH.findall(events)
+                    if found:
+                        self.finish_reason = found[-1].decode()
+                if events:
+                    yield events
+        except httpx.HTTPError as exc:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
+                provider=self.provider,
+            ) from None
+        if not done:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' ended before it was complete",
+                provider=self.provider,
+            )
+
+    def _take_usage(self, events: bytes) -> bytes:
+        """Record the usage chunk's usage; drop that chunk when the client did not ask."""
+        kept: list[bytes] = []
+        for payload in iter_data(events):
+            event = b"data: " + payload + b"\n\n"
+            if _USAGE_MARK in payload:
+                try:
+                    chunk = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    kept.append(event)
+                    continue
+                if isinstance(chunk.get("usage"), dict):
+                    self.usage = chunk["usage"]
+                    if not self.keep_usage_chunk and not chunk.get("choices"):
+                        continue
+            kept.append(event)
+        return b"".join(kept)
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+def _strip_done(events: bytes) -> bytes:
+    return b"".join(
+        b"data: " + payload + b"\n\n" for payload in iter_data(events) if payload != b"[DONE]"
+    )
+
+
+@hookimpl
+def register_providers(register: Callable[..., None]) -> None:
+    register("openai", OpenAIProvider, base_url="https://api.openai.com/v1")

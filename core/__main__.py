@@ -1,0 +1,3 @@
+from plugway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""The Sanic app: OpenAI-compatible endpoints over the pipeline, errors in OpenAI's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from loguru import logger
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import SanicException
+
+from plugway import errors, pipeline
+from plugway.context import RequestContext
+from plugway.errors import GatewayError, InvalidRequest
+from plugway.gateway import Gateway, load_gateway
+from plugway.sse import DONE, sse_event
+
+_app_numbers = itertools.count(1)
+JSON = "application/json"
+OVERRIDES_ENV = "PLUGWAY_SERVER_OVERRIDES"
+
+
+def create_app(gateway: Gateway) -> Sanic:
+    """A Sanic app serving ``gateway``. Providers and plugins start in ``before_server_start``
+    (inside the worker's loop) and stop in ``after_server_stop``."""
+    number = next(_app_numbers)
+    app = Sanic("plugway" if number == 1 else f"plugway_{number}")
+    server = gateway.config.server
+    app.config.update(
+        {
+            "REQUEST_MAX_SIZE": server.max_body_bytes,
+            "REQUEST_TIMEOUT": server.client_timeout,
+            # Above every upstream deadline, or Sanic answers long calls with a 503 that SDKs
+            # retry, multiplying upstream spend.
+            "RESPONSE_TIMEOUT": gateway.config.longest_deadline() + 15,
+            "KEEP_ALIVE_TIMEOUT": server.keep_alive_timeout,
+            "ACCESS_LOG": False,
+            "NOISY_EXCEPTIONS": False,
+            "MOTD": False,
+            "FALLBACK_ERROR_FORMAT": "json",
+        }
+    )
+    app.ctx.gateway = gateway
+
+    async def start(app: Sanic) -> None:
+        await gateway.startup(app)
+
+    async def stop(app: Sanic) -> None:
+        await gateway.shutdown(app)
+
+    app.register_listener(start, "before_server_start")
+    app.register_listener(stop, "after_server_stop")
+
+    for paths, handler, methods in (
+        (("/v1/chat/completions", "/chat/completions"), chat_completions, ["POST"]),
+        (("/v1/embeddings", "/embeddings"), embeddings, ["POST"]),
+        (("/v1/models", "/models"), list_models, ["GET"]),
+        (("/v1/models/<model_id:path>", "/models/<model_id:path>"), get_model, ["GET"]),
+        (("/health",), health, ["GET"]),
+        (("/ready",), ready, ["GET"]),
+        (("/-/plugins",), plugins_info, ["GET"]),
+    ):
+        for path in paths:
+            app.add_route(handler, path, methods=methods, name=_route_name(path))
+    app.error_handler.add(Exception, render_exception)
+    gateway.hooks.call_sync_each(
+        "register_routes", lambda _plugin: {"app": app, "config": gateway.config}
+    )
+    return app
+
+
+def _route_name(path: str) -> str:
+    return "r" + "".join(c if c.isalnum() else "_" for c in path)
+
+
+def app_from_environment() -> Sanic:
+    """The factory each worker calls under ``--workers N``: config path from
+    ``PLUGWAY_CONFIG``, ``--host``/``--port`` from ``PLUGWAY_SERVER_OVERRIDES``."""
+    overrides = orjson.loads(os.environ.get(OVERRIDES_ENV, "{}"))
+    return create_app(load_gateway(overrides=overrides))
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+
+async def chat_completions(request: Request) -> HTTPResponse | None:
+    gw: Gateway = request.app.ctx.gateway
+    ctx = new_context(request, "chat.completions")
+    messages = ctx.body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array of messages", param="messages")
+    if ctx.stream:
+        return await serve_stream(request, gw, ctx)
+    return await serve_complete(gw, ctx, "chat")
+
+
+async def embeddings(request: Request) -> HTTPResponse | None:
+    gw: Gateway = request.app.ctx.gateway
+    ctx = new_context(request, "embeddings")
+    if ctx.body.get("input") in (None, "", []):
+        raise InvalidRequest("'input' is required: a string or an array of them", param="input")
+    if ctx.stream:
+        raise InvalidRequest("embeddings cannot be streamed", param="stream")
+    return await serve_complete(gw, ctx, "embeddings")
+
+
+async def list_models(request: Request) -> HTTPResponse:
+    gw: Gateway = request.app.ctx.gateway
+    return _json({"object": "list", "data": _model_objects(gw)})
+
+
+async def get_model(request: Request, model_id: str) -> HTTPResponse:
+    gw: Gateway = request.app.ctx.gateway
+    for model in _model_objects(gw):
+        if model["id"] == model_id:
+            return _json(model)
+    gw.router.resolve(model_id)  # raises ModelNotFound with the usual wording
+    return _json({"id": model_id, "object": "model", "created": 0, "owned_by": "plugway"})
+
+
+def _model_objects(gw: Gateway) -> list[dict[str, Any]]:
+    created = int(gw.started_wall)
+    names: dict[str, str] = {}
+    for route in gw.router.routes.values():
+        names[route.name] = route.targets[0].provider
+    for route in gw.router.routes.values():
+        for target in route.targets:
+            names.setdefault(target.key, target.provider)
+    for provider in gw.providers.values():
+        for model in provider.settings.models:
+            names.setdefault(f"{provider.name}/{model}", provider.name)
+    return [
+        {"id": name, "object": "model", "created": created, "owned_by": owner}
+        for name, owner in names.items()
+    ]
+
+
+async def health(request: Request) -> HTTPResponse:
+    return _json({"status": "ok"})
+
+
+async def ready(request: Request) -> HTTPResponse:
+    gw: Gateway = request.app.ctx.gateway
+    if not gw.ready:
+        return _json({"status": "starting"}, status=503)
+    return _json({"status": "ready", "models": len(gw.router.routes)})
+
+
+async def plugins_info(request: Request) -> HTTPResponse:
+    gw: Gateway = request.app.ctx.gateway
+    return _json(gw.describe_plugins())
+
+
+# -- the request path --------------------------------------------------------------------------
+
+
+def new_context(request: Request, endpoint: str) -> RequestContext:
+    """Parse and check the JSON body: a client's mistake is a 400 naming the field."""
+    raw = request.body
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false", param="stream")
+    return RequestContext(
+        endpoint=endpoint,
+        body=body,
+        headers=request.headers,
+        model=model,
+        stream=bool(stream),
+        client_ip=request.remote_addr or request.ip,
+    )
+
+
+async def serve_complete(gw: Gateway, ctx: RequestContext, method: str) -> HTTPResponse:
+    try:
+        response = await pipeline.complete(gw, ctx, method)
+        ctx.status, ctx.ended = 200, time.monotonic()
+        await gw.hooks.notify(
+            "post_response", propagate=(GatewayError,), ctx=ctx, response=response
+        )
+    except GatewayError as exc:
+        return failed(gw, ctx, exc)
+    except asyncio.CancelledError:
+        client_gone(gw, ctx)
+        raise
+    body = response.raw if response.raw is not None else orjson.dumps(response.body)
+    return HTTPResponse(body, status=200, headers=decision_headers(ctx), content_type=JSON)
+
+
+async def serve_stream(request: Request, gw: Gateway, ctx: RequestContext) -> None:
+    try:
+        opened = await pipeline.open_stream(gw, ctx)
+    except GatewayError as exc:
+        await request.respond(failed(gw, ctx, exc))
+        return
+    except asyncio.CancelledError:
+        client_gone(gw, ctx)
+        raise
+    rewrite = gw.hooks.has("stream_chunk")
+    headers = decision_headers(ctx)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+    response = await request.respond(
+        status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
+    )
+    try:
+        data = opened.first
+        await response.send(await pipeline.rewrite_chunks(gw, ctx, data) if rewrite else data)
+        ctx.first_token_at = time.monotonic()
+        async for data in opened.events:
+            await response.send(await pipeline.rewrite_chunks(gw, ctx, data) if rewrite else data)
+        await response.send(DONE)
+        ctx.status = 200
+    except asyncio.CancelledError:
+        ctx.status = 499
+        raise
+    except Exception as exc:
+        error = exc if isinstance(exc, GatewayError) else _unexpected(exc)
+        ctx.error, ctx.status = error, error.status
+        attempt = ctx.final_attempt
+        if attempt is not None:
+            attempt.outcome, attempt.error = "broken", error
+        await response.send(sse_event(error.to_body()))
+    finally:
+        await pipeline.close_quietly(opened.stream)
+        ctx.usage = opened.stream.usage
+        ctx.finish_reason = opened.stream.finish_reason
+        ctx.ended = time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    await response.eof()
+
+
+def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPResponse:
+    ctx.error, ctx.status, ctx.ended = error, error.status, time.monotonic()
+    gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    return error_response(error, ctx.request_id, decision_headers(ctx) if ctx.attempts else {})
+
+
+def client_gone(gw: Gateway, ctx: RequestContext) -> None:
+    ctx.status, ctx.ended = 499, time.monotonic()
+    gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+
+
+def decision_headers(ctx: RequestContext) -> dict[str, str]:
+    """``x-request-id`` and the routing decision: provider, upstream model, attempts."""
+    headers = {"x-request-id": ctx.request_id, "x-plugway-attempts": str(len(ctx.attempts))}
+    last = ctx.final_attempt
+    if last is not None:
+        headers["x-plugway-provider"] = last.target.provider
+        headers["x-plugway-model"] = last.target.model
+    if ctx.response_headers:
+        headers.update(ctx.response_headers)
+    return headers
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def error_response(
+    error: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+) -> HTTPResponse:
+    """OpenAI's error envelope with the error's status and headers."""
+    out = dict(headers or {})
+    out["x-request-id"] = request_id
+    out.update(error.headers)
+    if error.retry_after is not None:
+        out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+        out["retry-after-ms"] = str(int(error.retry_after * 1000))
+    return HTTPResponse(
+        orjson.dumps(error.to_body()), status=error.status, headers=out, content_type=JSON
+    )
+
+
+_SANIC_ERRORS: dict[int, type[GatewayError]] = {
+    400: errors.InvalidRequest,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+    503: errors.ServiceUnavailable,
+}
+
+
+def _unexpected(exc: BaseException) -> GatewayError:
+    logger.opt(exception=exc).error("unexpected error while serving a request")
+    return GatewayError("the gateway failed unexpectedly; the error is in its log")
+
+
+def render_exception(request: Request, exc: Exception) -> HTTPResponse:
+    """Every error leaving the gateway, the framework's own included, in OpenAI's shape."""
+    if isinstance(exc, GatewayError):
+        error = exc
+    elif isinstance(exc, SanicException):
+        status = int(exc.status_code or 500)
+        cls = _SANIC_ERRORS.get(status)
+        message = str(exc) or "request failed"
+        if status == 404:
+            message = f"no route for {request.method} {request.path}"
+        elif status == 408:
+            cls, message = errors.InvalidRequest, "the client took too long to send its request"
+        if cls is None:
+            error = GatewayError(message, status=status)
+        else:
+            error = cls(message, status=status)
+    else:
+        error = _unexpected(exc)
+    return error_response(error, getattr(request.ctx, "request_id", None) or _new_id())
+
+
+def _json(data: Any, status: int = 200) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(data), status=status, content_type=JSON)
+
+
+def _new_id() -> str:
+    from plugway.context import new_request_id
+
+    return new_request_id()

@@ -1,0 +1,520 @@
+"""The config contract: TOML in, validated attrs objects out, every mistake named by its path.
+
+Shape (the names are a contract)::
+
+    [server]            host, port, workers, max_body_bytes, client_timeout
+    [routing]           deadline: the overall seconds for one request, retries included
+    [providers.NAME]    type = a registered provider type, then that type's settings
+    [[models]]          name, strategy, deadline, targets = [{provider, model, ...}]
+    [plugins]           disabled = [...], and [plugins.NAME] tables checked by each plugin
+
+``${VAR}`` and ``${VAR:-default}`` in any string read the environment. A config error lists
+every problem found, one per line, as ``path: what is wrong; what would be right``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from plugway.context import Price, Route, Target
+from plugway.errors import ConfigError
+from plugway.provider import ProviderSettings
+from plugway.registry import Registry
+
+
+@attrs.define(kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 4000
+    workers: int = 1
+    #: Largest request body accepted; larger bodies get 413 before they are buffered.
+    max_body_bytes: int = 32 * 1024 * 1024
+    #: Seconds a client may take to send its request (slow-client protection).
+    client_timeout: float = 30.0
+    keep_alive_timeout: float = 75.0
+
+
+@attrs.define(kw_only=True)
+class RoutingConfig:
+    #: Overall seconds for one request: every attempt, retry and wait included.
+    deadline: float = 300.0
+
+
+@attrs.define(kw_only=True)
+class PriceConfig:
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+    cache_write: float | None = None
+    reasoning: float | None = None
+
+
+@attrs.define(kw_only=True)
+class TargetConfig:
+    provider: str
+    model: str
+    weight: float = 1.0
+    price: PriceConfig | None = None
+    region: str | None = None
+    tags: list[str] = attrs.field(factory=list)
+
+
+@attrs.define(kw_only=True)
+class ModelConfig:
+    name: str
+    targets: list[TargetConfig]
+    strategy: str = "fallback"
+    deadline: float | None = None
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define(kw_only=True)
+class Config:
+    """A validated config. ``providers`` maps instance names to their type's settings object;
+    ``plugin_settings`` maps plugin names to the object their settings class made."""
+
+    server: ServerConfig = attrs.field(factory=ServerConfig)
+    routing: RoutingConfig = attrs.field(factory=RoutingConfig)
+    providers: dict[str, ProviderSettings] = attrs.field(factory=dict)
+    models: list[ModelConfig] = attrs.field(factory=list)
+    disabled_plugins: list[str] = attrs.field(factory=list)
+    plugin_settings: dict[str, Any] = attrs.field(factory=dict)
+    source: str = "<built-in default>"
+    notes: list[str] = attrs.field(factory=list)
+
+    def routes(self) -> dict[str, Route]:
+        """Model name -> route, in config order."""
+        return {model.name: _route_of(model, self.routing.deadline) for model in self.models}
+
+    def longest_deadline(self) -> float:
+        deadlines = [self.routing.deadline] + [m.deadline for m in self.models if m.deadline]
+        timeouts = [p.timeout for p in self.providers.values()]
+        return max(deadlines + timeouts)
+
+
+def _route_of(model: ModelConfig, default_deadline: float) -> Route:
+    targets = tuple(
+        Target(
+            provider=t.provider,
+            model=t.model,
+            weight=t.weight,
+            price=None if t.price is None else Price(**attrs.asdict(t.price)),
+            region=t.region,
+            tags=tuple(t.tags),
+        )
+        for t in model.targets
+    )
+    return Route(
+        name=model.name,
+        targets=targets,
+        strategy=model.strategy,
+        deadline=model.deadline if model.deadline is not None else default_deadline,
+        options=dict(model.options),
+    )
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+DEFAULT_ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # env var, instance and type name, key reference, models added as routes
+    ("OPENAI_API_KEY", "openai", "${OPENAI_API_KEY}", ("gpt-4.1", "gpt-4.1-mini", "gpt-4o",
+     "gpt-4o-mini", "o4-mini", "text-embedding-3-small", "text-embedding-3-large")),
+    ("ANTHROPIC_API_KEY", "anthropic", "${ANTHROPIC_API_KEY}", ("claude-opus-4-1",
+     "claude-sonnet-4-5", "claude-haiku-4-5")),
+    ("GEMINI_API_KEY", "gemini", "${GEMINI_API_KEY}", ("gemini-2.5-pro", "gemini-2.5-flash",
+     "gemini-2.5-flash-lite", "text-embedding-004")),
+)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML is a ConfigError, never a traceback."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def default_config_data(
+    available_types: Collection[str], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The embedded default: the ``fake`` provider's models, plus each well-known provider
+    whose key is in the environment and whose type is installed, with its common models.
+    Returns the data and notes to show at startup."""
+    environ = os.environ if environ is None else environ
+    text = resources.files("plugway").joinpath("default_config.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    notes = []
+    for env_var, name, key_ref, models in DEFAULT_ENV_PROVIDERS:
+        if environ.get(env_var):
+            if name not in available_types:
+                notes.append(f"{env_var} is set but no plugin provides the '{name}' provider type")
+                continue
+            notes.append(f"{env_var} is set: serving {', '.join(models)} through '{name}'")
+            data.setdefault("providers", {})[name] = {"type": name, "api_key": key_ref}
+            data.setdefault("models", []).extend(
+                {"name": model, "targets": [{"provider": name, "model": model}]}
+                for model in models
+            )
+    return data, notes
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def interpolate_env(
+    data: Any, environ: Mapping[str, str], path: str = "", problems: list[str] | None = None
+) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; unset variables without a
+    default are reported as problems at their path."""
+    problems = [] if problems is None else problems
+    if isinstance(data, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(
+                f"{path}: environment variable {name} is not set; set it, or write "
+                f"${{{name}:-default}} to give a default"
+            )
+            return ""
+
+        return _ENV_REF.sub(substitute, data)
+    if isinstance(data, dict):
+        return {
+            key: interpolate_env(value, environ, _join(path, key), problems)
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [
+            interpolate_env(value, environ, f"{path}[{i}]", problems)
+            for i, value in enumerate(data)
+        ]
+    return data
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# -- structuring -------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    kind = kinds.get(type(value), type(value).__name__)
+    shown = repr(value) if not isinstance(value, dict | list) else ""
+    return f"{kind} {shown}".strip()
+
+
+def _strict(expected: str, check: Callable[[Any], bool], cast: Callable[[Any], Any]) -> Any:
+    def hook(value: Any, _type: Any) -> Any:
+        if not check(value):
+            raise TypeError(f"expected {expected}, got {_describe(value)}")
+        return cast(value)
+
+    return hook
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(
+        int, _strict("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), int)
+    )
+    conv.register_structure_hook(
+        float,
+        _strict(
+            "a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool), float
+        ),
+    )
+    conv.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str), str))
+    conv.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool), bool))
+    return conv
+
+
+_converter = _make_converter()
+
+
+def _field_names(cls: type[Any]) -> list[str]:
+    return [f.alias or f.name for f in attrs.fields(cls)]
+
+
+def _format_exception(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        allowed = _field_names(exc.cl)
+        parts = []
+        for extra in sorted(exc.extra_fields):
+            parts.append(f"unknown field '{extra}'" + _closest(extra, allowed))
+        return "; ".join(parts) + f"; allowed fields are: {', '.join(allowed)}"
+    if isinstance(exc, KeyError):
+        return "missing required field"
+    if isinstance(exc, TypeError | ValueError):
+        message = str(exc)
+        if message.startswith("expected"):
+            return message
+        if "not iterable" in message or "must be" in message:
+            return "expected an array" if "iterable" in message else message
+        return f"invalid value: {message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+_PATH_KEY = re.compile(r"\[['\"]([^'\"]+)['\"]\]")
+
+
+def _toml_path(cattrs_path: str, prefix: str) -> str:
+    path = _PATH_KEY.sub(lambda m: "." + m.group(1), cattrs_path)
+    path = path.removeprefix("$").removeprefix(".")
+    return _join(prefix, path) if path else prefix
+
+
+def structure(data: Any, cls: type[Any], path: str, problems: list[str]) -> Any:
+    """Structure ``data`` as ``cls``; add one ``path: message`` problem per mistake found."""
+    if attrs.has(cls) and not isinstance(data, dict):
+        problems.append(f"{path}: expected a table, got {_describe(data)}")
+        return None
+    try:
+        return _converter.structure(data, cls)
+    except (ClassValidationError, cattrs.BaseValidationError) as exc:
+        for line in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
+            message, _, where = line.rpartition(" @ ")
+            problems.append(f"{_toml_path(where, path)}: {message}")
+    except Exception as exc:  # a converter hook's own error: still say where
+        problems.append(f"{path}: {_format_exception(exc, cls)}")
+    return None
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    hint = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+
+def _one_of(kind: str, choices: list[str]) -> str:
+    return f"{kind} are: {', '.join(sorted(choices))}" if choices else f"no {kind} are installed"
+
+
+TOP_LEVEL = ("server", "routing", "providers", "models", "plugins")
+RESERVED_PLUGIN_KEYS = ("disabled",)
+
+
+def disabled_plugins(data: Mapping[str, Any]) -> list[str]:
+    """``[plugins] disabled``: read before plugins load, so it is checked on its own."""
+    plugins = data.get("plugins", {})
+    if not isinstance(plugins, dict):
+        raise ConfigError(f"plugins: expected a table, got {_describe(plugins)}")
+    disabled = plugins.get("disabled", [])
+    if not isinstance(disabled, list) or not all(isinstance(x, str) for x in disabled):
+        raise ConfigError(
+            f"plugins.disabled: expected an array of plugin names, got {_describe(disabled)}"
+        )
+    return list(disabled)
+
+
+def build_config(
+    data: Mapping[str, Any],
+    registry: Registry,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str = "<built-in default>",
+) -> Config:
+    """Validate raw config data against what the installed plugins registered.
+
+    Raises :class:`ConfigError` listing every problem; returns a :class:`Config` otherwise.
+    """
+    problems: list[str] = []
+    data = interpolate_env(dict(data), os.environ if environ is None else environ,
+                           problems=problems)
+    for key in data:
+        if key not in TOP_LEVEL:
+            problems.append(
+                f"{key}: unknown section{_closest(key, list(TOP_LEVEL))}; "
+                f"allowed sections are: {', '.join(TOP_LEVEL)}"
+            )
+    server = structure(data.get("server", {}), ServerConfig, "server", problems)
+    routing = structure(data.get("routing", {}), RoutingConfig, "routing", problems)
+    providers = _structure_providers(data.get("providers", {}), registry, problems)
+    models = _structure_models(data.get("models", []), problems)
+    plugin_settings = _structure_plugin_settings(data.get("plugins", {}), registry, problems)
+    raw_providers = data.get("providers", {})
+    if models is not None and isinstance(raw_providers, dict):
+        _check_routes(models, list(raw_providers), registry, problems)
+    if server is not None and not 0 <= server.port <= 65535:
+        problems.append(f"server.port: {server.port} is out of range; use 0 to 65535")
+    if server is not None and server.workers < 1:
+        problems.append(f"server.workers: {server.workers} is too small; use 1 or more")
+    if problems:
+        raise ConfigError(problems)
+    assert server is not None and routing is not None  # no problems means all were made
+    return Config(
+        server=server,
+        routing=routing,
+        providers=providers or {},
+        models=models or [],
+        disabled_plugins=disabled_plugins(data),
+        plugin_settings=plugin_settings,
+        source=source,
+    )
+
+
+def _structure_providers(
+    raw: Any, registry: Registry, problems: list[str]
+) -> dict[str, ProviderSettings] | None:
+    if not isinstance(raw, dict):
+        problems.append(f"providers: expected a table of provider tables, got {_describe(raw)}")
+        return None
+    known = list(registry.providers)
+    out: dict[str, ProviderSettings] = {}
+    for name, table in raw.items():
+        path = f"providers.{name}"
+        if "/" in name:
+            problems.append(f"{path}: a provider name cannot contain '/'; rename the table")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{path}: expected a table, got {_describe(table)}")
+            continue
+        type_name = table.get("type")
+        if type_name is None:
+            kinds = _one_of("installed provider types", known)
+            problems.append(f"{path}.type: missing required field; {kinds}")
+            continue
+        if not isinstance(type_name, str) or type_name not in registry.providers:
+            hint = _closest(str(type_name), known)
+            problems.append(
+                f"{path}.type: unknown provider type {type_name!r}{hint}; "
+                f"{_one_of('installed provider types', known)}"
+            )
+            continue
+        ptype = registry.providers[type_name]
+        merged = {**ptype.defaults, **table}
+        settings = structure(merged, ptype.provider_class.settings_class, path, problems)
+        if settings is None:
+            continue
+        if ptype.provider_class.requires_api_key and not settings.api_key:
+            problems.append(
+                f"{path}.api_key: missing; provider type '{type_name}' needs an API key, "
+                f'for example api_key = "${{{name.upper()}_API_KEY}}"'
+            )
+            continue
+        if settings.base_url is None and ptype.provider_class.requires_api_key:
+            problems.append(
+                f"{path}.base_url: missing; provider type '{type_name}' has no default base "
+                f"URL, so give one (for example \"https://api.example.com/v1\")"
+            )
+            continue
+        if settings.base_url is not None and not re.match(r"^https?://[^/\s]+", settings.base_url):
+            problems.append(
+                f"{path}.base_url: {settings.base_url!r} is not an http(s) URL; write it as "
+                "\"https://host[:port]/path\""
+            )
+            continue
+        if settings.timeout <= 0:
+            problems.append(f"{path}.timeout: {settings.timeout} must be more than 0 seconds")
+            continue
+        out[name] = settings
+    return out
+
+
+def _structure_models(raw: Any, problems: list[str]) -> list[ModelConfig] | None:
+    if not isinstance(raw, list):
+        problems.append(f"models: expected an array of tables ([[models]]), got {_describe(raw)}")
+        return None
+    models: list[ModelConfig] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(raw):
+        model = structure(table, ModelConfig, f"models[{i}]", problems)
+        if model is None:
+            continue
+        if model.name in seen:
+            problems.append(
+                f"models[{i}].name: {model.name!r} is already the name of models[{seen[model.name]}];"
+                " model names must be unique"
+            )
+            continue
+        if not model.targets:
+            problems.append(f"models[{i}].targets: empty; give at least one target")
+            continue
+        seen[model.name] = i
+        models.append(model)
+    return models
+
+
+def _check_routes(
+    models: list[ModelConfig], names: list[str], registry: Registry, problems: list[str]
+) -> None:
+    strategies = list(registry.strategies)
+    for i, model in enumerate(models):
+        if model.strategy not in registry.strategies:
+            hint = _closest(model.strategy, strategies)
+            problems.append(
+                f"models[{i}].strategy: unknown strategy {model.strategy!r}{hint}; "
+                f"{_one_of('installed strategies', strategies)}"
+            )
+        for j, target in enumerate(model.targets):
+            if target.provider not in names:
+                configured = (
+                    f"configured providers are: {', '.join(sorted(names))}"
+                    if names
+                    else "no provider is configured: add a [providers.NAME] table"
+                )
+                problems.append(
+                    f"models[{i}].targets[{j}].provider: no provider named {target.provider!r}"
+                    f"{_closest(target.provider, names)}; {configured}"
+                )
+            if target.weight < 0:
+                problems.append(
+                    f"models[{i}].targets[{j}].weight: {target.weight} is negative; use 0 or more"
+                )
+
+
+def _structure_plugin_settings(
+    raw: Any, registry: Registry, problems: list[str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not isinstance(raw, dict):
+        return out  # reported by disabled_plugins() before plugins load
+    known = list(registry.settings)
+    for name, table in raw.items():
+        if name in RESERVED_PLUGIN_KEYS:
+            continue
+        path = f"plugins.{name}"
+        if name not in registry.settings:
+            problems.append(
+                f"{path}: no installed plugin takes settings named {name!r}"
+                f"{_closest(name, known)}; {_one_of('plugins with settings', known)}"
+            )
+            continue
+        settings = structure(table, registry.settings[name], path, problems)
+        if settings is not None:
+            out[name] = settings
+    for name, cls in registry.settings.items():
+        if name not in out and name not in raw:
+            made = structure({}, cls, f"plugins.{name}", problems)
+            if made is not None:
+                out[name] = made
+    return out

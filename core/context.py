@@ -1,0 +1,171 @@
+"""The per-request objects every hook sees: targets, attempts, decisions and the request context."""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from plugway.errors import GatewayError
+
+
+@attrs.frozen
+class Price:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+    cache_write: float | None = None
+    reasoning: float | None = None
+
+
+@attrs.frozen
+class Target:
+    """One way to serve a model: a provider instance and the model name it knows.
+
+    ``provider`` is the instance name (the ``[providers.NAME]`` table), ``model`` the upstream
+    model. ``weight``, ``price``, ``region`` and ``tags`` are for routing strategies.
+    """
+
+    provider: str
+    model: str
+    weight: float = 1.0
+    price: Price | None = None
+    region: str | None = None
+    tags: tuple[str, ...] = ()
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``provider/model``: how logs, headers and clients name this target."""
+        return f"{self.provider}/{self.model}"
+
+
+@attrs.frozen
+class Route:
+    """What a model name resolves to: its targets and the strategy that orders them."""
+
+    name: str
+    targets: tuple[Target, ...]
+    strategy: str = "fallback"
+    deadline: float | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class FailureAction(enum.Enum):
+    RETRY = "retry"  # the same target again, after ``delay`` seconds
+    NEXT = "next"  # the next target in the plan
+    STOP = "stop"  # give up: the client gets this error
+
+
+@attrs.frozen
+class FailureDecision:
+    """What ``on_failure`` returns: an action and, for RETRY, the delay before it."""
+
+    action: FailureAction
+    delay: float = 0.0
+    reason: str = ""
+
+    @classmethod
+    def retry(cls, delay: float = 0.0, reason: str = "") -> FailureDecision:
+        return cls(FailureAction.RETRY, max(0.0, delay), reason)
+
+    @classmethod
+    def next(cls, reason: str = "") -> FailureDecision:
+        return cls(FailureAction.NEXT, 0.0, reason)
+
+    @classmethod
+    def stop(cls, reason: str = "") -> FailureDecision:
+        return cls(FailureAction.STOP, 0.0, reason)
+
+
+@attrs.define(slots=True)
+class Attempt:
+    """One try of one target. ``outcome`` is "ok", "error" or "cancelled" once it ends."""
+
+    target: Target
+    number: int  # 1-based across the whole request
+    plan_index: int  # position of the target in ctx.plan
+    retry_of_target: int  # 0 for the first try of this target, 1 for its first retry, ...
+    started: float
+    ended: float | None = None
+    outcome: str = "pending"
+    status: int | None = None
+    error: GatewayError | None = None
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    def summary(self) -> dict[str, Any]:
+        """A log-safe dict: no payload, no key."""
+        out: dict[str, Any] = {
+            "target": self.target.key,
+            "outcome": self.outcome,
+            "status": self.status,
+            "latency_ms": None if self.latency is None else round(self.latency * 1000, 2),
+        }
+        if self.error is not None:
+            out["error"] = type(self.error).__name__
+        return out
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+@attrs.define(slots=True)
+class RequestContext:
+    """Everything the gateway knows about one request, handed to every request hook.
+
+    ``body`` is the parsed client JSON; fields the gateway does not know stay in it and pass
+    through to OpenAI-format upstreams. ``state`` is free for plugins: key it by plugin name.
+    Times are ``time.monotonic()`` seconds. ``usage`` is OpenAI's usage object once known.
+    """
+
+    endpoint: str  # "chat.completions" | "embeddings" | a plugin's own
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    request_id: str = attrs.field(factory=new_request_id)
+    model: str = ""
+    stream: bool = False
+    principal: str | None = None
+    client_ip: str | None = None
+    started: float = attrs.field(factory=time.monotonic)
+    started_wall: float = attrs.field(factory=time.time)
+    deadline: float | None = None
+    route: Route | None = None
+    plan: list[Target] = attrs.field(factory=list)
+    attempts: list[Attempt] = attrs.field(factory=list)
+    first_token_at: float | None = None
+    ended: float | None = None
+    status: int | None = None
+    error: GatewayError | None = None
+    usage: dict[str, Any] | None = None
+    cost: float | None = None
+    finish_reason: str | None = None
+    tags: dict[str, str] = attrs.field(factory=dict)
+    response_headers: dict[str, str] = attrs.field(factory=dict)
+    state: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def final_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def served_by(self) -> Target | None:
+        """The target that produced the response, if any did."""
+        last = self.final_attempt
+        return last.target if last is not None and last.outcome == "ok" else None
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds left before the overall deadline, or None when there is none."""
+        if self.deadline is None:
+            return None
+        return self.deadline - (time.monotonic() if now is None else now)

@@ -1,0 +1,208 @@
+"""The request path, free of HTTP: pre_route, resolve, select_provider, then the walk over
+the plan with its attempts, timeouts, failure decisions and the overall deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import attrs
+import orjson
+from loguru import logger
+
+from plugway.context import Attempt, FailureAction, FailureDecision, RequestContext, Target
+from plugway.errors import (
+    GatewayError,
+    RoutingExhausted,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from plugway.gateway import Gateway
+from plugway.provider import ChunkStream, Provider, ProviderResponse
+from plugway.sse import iter_data, sse_event
+
+T = TypeVar("T")
+
+
+async def route(gw: Gateway, ctx: RequestContext) -> None:
+    """Run ``pre_route``, resolve the model and let ``select_provider`` make the plan."""
+    await gw.hooks.call_all("pre_route", ctx=ctx)
+    ctx.route = gw.router.resolve(ctx.model)
+    if ctx.route.deadline is not None:
+        ctx.deadline = ctx.started + ctx.route.deadline
+    plan = await gw.hooks.call_first("select_provider", ctx=ctx, candidates=ctx.route.targets)
+    unknown = [t for t in plan or () if t.provider not in gw.providers]
+    if not plan or unknown:
+        detail = f" (unknown provider {unknown[0].provider!r})" if unknown else ""
+        raise ServiceUnavailable(
+            f"no target is available for model '{ctx.model}'{detail}", code="no_target"
+        )
+    ctx.plan = list(plan)
+
+
+async def attempt_plan(
+    gw: Gateway,
+    ctx: RequestContext,
+    operation: Callable[[Provider, Target], Awaitable[T]],
+) -> T:
+    """Try the plan's targets until one succeeds, as ``on_failure`` decides.
+
+    Each attempt is bounded by its provider's ``timeout`` and by what is left of the request's
+    deadline. Raises the error of the last attempt when the policy stops on a final error, or
+    :class:`RoutingExhausted` when retryable failures used up the plan or the deadline.
+    """
+    index, tries_of_target = 0, 0
+    error: GatewayError | None = None
+    while index < len(ctx.plan):
+        target = ctx.plan[index]
+        provider = gw.providers[target.provider]
+        budget = provider.settings.timeout
+        remaining = ctx.remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                break
+            budget = min(budget, remaining)
+        attempt = Attempt(target, len(ctx.attempts) + 1, index, tries_of_target, time.monotonic())
+        ctx.attempts.append(attempt)
+        try:
+            async with asyncio.timeout(budget):
+                result = await operation(provider, target)
+        except TimeoutError:
+            error = UpstreamTimeout(
+                f"provider '{target.provider}' did not answer within {budget:.3g}s",
+                provider=target.provider,
+            )
+        except GatewayError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            attempt.outcome, attempt.ended = "cancelled", time.monotonic()
+            raise
+        except Exception as exc:
+            logger.opt(exception=True).error("provider {!r} raised", target.provider)
+            error = UpstreamUnavailable(
+                f"provider '{target.provider}' failed ({type(exc).__name__})",
+                provider=target.provider,
+            )
+        else:
+            attempt.outcome, attempt.status, attempt.ended = "ok", 200, time.monotonic()
+            return result
+        attempt.outcome, attempt.error, attempt.ended = "error", error, time.monotonic()
+        attempt.status = getattr(error, "upstream_status", None) or error.status
+        decision = await gw.hooks.call_first("on_failure", ctx=ctx, attempt=attempt, error=error)
+        if not isinstance(decision, FailureDecision):
+            decision = FailureDecision.stop("no failure policy decided")
+        if decision.action is FailureAction.RETRY:
+            remaining = ctx.remaining()
+            if remaining is not None and decision.delay >= remaining:
+                break
+            if decision.delay > 0:
+                await asyncio.sleep(decision.delay)
+            tries_of_target += 1
+        elif decision.action is FailureAction.NEXT:
+            index, tries_of_target = index + 1, 0
+        else:
+            break
+    raise final_error(ctx, error)
+
+
+def final_error(ctx: RequestContext, last: GatewayError | None) -> GatewayError:
+    """What the client gets when the walk ends without success: a final (not retryable)
+    error as it is, otherwise a RoutingExhausted naming each attempt."""
+    if last is not None and not last.retryable:
+        return last
+    tried = "; ".join(
+        f"{a.target.key}: {a.error.code if a.error and a.error.code else a.outcome}"
+        + (f" ({a.status})" if a.status else "")
+        for a in ctx.attempts
+    )
+    if not ctx.attempts:
+        message = f"the deadline for model '{ctx.model}' passed before any attempt"
+    else:
+        count = len(ctx.attempts)
+        message = f"all {count} attempt{'s' if count > 1 else ''} for model '{ctx.model}' failed: {tried}"
+    status, code, retry_after = 502, "upstream_failed", None
+    if isinstance(last, UpstreamTimeout) or last is None:
+        status, code = 504, "upstream_timeout"
+    elif isinstance(last, UpstreamRateLimited):
+        status, code, retry_after = 503, "upstream_rate_limited", last.retry_after
+    headers = {"x-should-retry": "false"}
+    return RoutingExhausted(message, status=status, code=code, retry_after=retry_after,
+                            headers=headers)
+
+
+async def complete(gw: Gateway, ctx: RequestContext, method: str) -> ProviderResponse:
+    """A non-streamed call (``chat`` or ``embeddings``) through the whole pipeline."""
+    await route(gw, ctx)
+
+    async def call(provider: Provider, target: Target) -> ProviderResponse:
+        response: ProviderResponse = await getattr(provider, method)(ctx, target, ctx.body)
+        return response
+
+    response = await attempt_plan(gw, ctx, call)
+    ctx.usage = response.usage
+    choices = response.body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        ctx.finish_reason = choices[0].get("finish_reason")
+    return response
+
+
+@attrs.define
+class OpenStream:
+    """A stream whose first event has arrived and not yet been sent."""
+
+    stream: ChunkStream
+    events: AsyncIterator[bytes]
+    first: bytes
+
+
+async def open_stream(gw: Gateway, ctx: RequestContext) -> OpenStream:
+    """Route and open a stream, failing over until a target yields its first event. Nothing
+    has been sent to the client when this returns or raises."""
+    await route(gw, ctx)
+
+    async def call(provider: Provider, target: Target) -> OpenStream:
+        stream = await provider.chat_stream(ctx, target, ctx.body)
+        try:
+            events = aiter(stream)
+            first = await anext(events)
+        except StopAsyncIteration:
+            await close_quietly(stream)
+            raise UpstreamUnavailable(
+                f"provider '{target.provider}' ended the stream before sending anything",
+                provider=target.provider,
+            ) from None
+        except BaseException:
+            await close_quietly(stream)
+            raise
+        return OpenStream(stream, events, first)
+
+    return await attempt_plan(gw, ctx, call)
+
+
+async def close_quietly(stream: ChunkStream) -> None:
+    """Close an upstream stream even while the current task is being cancelled."""
+    try:
+        await asyncio.shield(stream.aclose())
+    except (Exception, asyncio.CancelledError):
+        logger.opt(exception=True).debug("closing an upstream stream failed")
+
+
+async def rewrite_chunks(gw: Gateway, ctx: RequestContext, events: bytes) -> bytes:
+    """Pass each chunk in ``events`` through the ``stream_chunk`` hook (only called when a
+    plugin implements it)."""
+    out = []
+    for payload in iter_data(events):
+        if payload == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("upstream sent a stream event that is not JSON") from None
+        chunk = await gw.hooks.call_chain("stream_chunk", "chunk", chunk, ctx=ctx)
+        out.append(sse_event(chunk))
+    return b"".join(out)

@@ -1,0 +1,144 @@
+"""Finding, loading and describing plugins.
+
+Every plugin, built-ins included, is an entry point in the ``plugway`` group. Installing a
+package that declares one is how a team adds a plugin; ``[plugins] disabled = [...]`` in the
+config and ``PLUGWAY_DISABLE_PLUGINS=a,b`` turn plugins off by entry-point name.
+Built-ins (distribution ``plugway``) register first, so installed plugins run before them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import attrs
+import pluggy
+
+from plugway.errors import ConfigError, PluginLoadError
+from plugway.hooks import PROJECT, hookspecs
+
+ENTRY_POINT_GROUP = "plugway"
+DISABLE_ENV = "PLUGWAY_DISABLE_PLUGINS"
+BUILTIN_DISTRIBUTION = "plugway"
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``plugway plugins`` and ``GET /-/plugins`` show for one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    module: str
+    hooks: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False) | {"hooks": list(self.hooks)}
+
+
+@attrs.frozen
+class LoadedPlugins:
+    pm: pluggy.PluginManager
+    infos: tuple[PluginInfo, ...]
+    disabled: tuple[str, ...]
+
+
+def disabled_from_env() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:
+        return "unknown", "unknown"
+    return dist.metadata["Name"] or "unknown", dist.version
+
+
+def _ordered_entry_points() -> list[EntryPoint]:
+    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+
+    def builtin_first(ep: EntryPoint) -> tuple[int, str]:
+        return (0 if _distribution_of(ep)[0] == BUILTIN_DISTRIBUTION else 1, ep.name)
+
+    return sorted(eps, key=builtin_first)
+
+
+def _refuse_wrappers(pm: pluggy.PluginManager, plugin: object, name: str, dist: str) -> None:
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
+                raise PluginLoadError(
+                    name,
+                    dist,
+                    f"{caller.name} is a hook wrapper; plugway hooks may be async, so "
+                    "wrappers are not supported: implement the hook directly",
+                )
+
+
+def load_plugins(
+    disabled: Iterable[str] = (),
+    extra: Sequence[tuple[str, object]] = (),
+) -> LoadedPlugins:
+    """Make a fresh plugin manager with every installed plugin not disabled, then ``extra``
+    (name, plugin object) pairs, which tests and embedding code use.
+
+    Raises :class:`PluginLoadError` naming the plugin and its distribution when one cannot be
+    imported or registered, and :class:`ConfigError` when a disabled name matches nothing.
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    from_config = set(disabled)
+    skip = from_config | disabled_from_env()
+    infos: list[PluginInfo] = []
+    seen: dict[str, str] = {}
+    for ep in _ordered_entry_points():
+        dist, version = _distribution_of(ep)
+        if ep.name in skip:
+            seen[ep.name] = dist
+            continue
+        if ep.name in seen:
+            raise PluginLoadError(
+                ep.name, dist, f"the name is already taken by distribution {seen[ep.name]}"
+            )
+        seen[ep.name] = dist
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginLoadError(ep.name, dist, exc) from exc
+        infos.append(_register(pm, ep.name, plugin, dist, version, ep.value))
+    for name, plugin in extra:
+        if name in seen:
+            raise PluginLoadError(name, "(passed in)", "an installed plugin has that name")
+        seen[name] = "(passed in)"
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        infos.append(_register(pm, name, plugin, "(passed in)", "", module))
+    unknown = sorted(from_config - set(seen))
+    if unknown:
+        raise ConfigError(
+            f"plugins.disabled: no installed plugin is named {', '.join(map(repr, unknown))}; "
+            f"installed plugins are: {', '.join(sorted(seen))}"
+        )
+    return LoadedPlugins(pm, tuple(infos), tuple(sorted(skip & set(seen))))
+
+
+def _register(
+    pm: pluggy.PluginManager, name: str, plugin: object, dist: str, version: str, module: str
+) -> PluginInfo:
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginLoadError(name, dist, exc) from exc
+    _refuse_wrappers(pm, plugin, name, dist)
+    hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
+    return PluginInfo(
+        name=name,
+        distribution=dist,
+        version=version,
+        builtin=dist == BUILTIN_DISTRIBUTION,
+        module=module,
+        hooks=hooks,
+    )

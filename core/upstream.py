@@ -1,0 +1,109 @@
+"""The pooled HTTP client every provider instance uses, and the mapping of transport errors
+and error responses into the gateway's exception tree."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+import httpx
+import orjson
+from httpx_aiohttp import AiohttpTransport
+
+from plugway.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    upstream_error_for_status,
+)
+from plugway.provider import ProviderSettings
+
+
+def make_http_client(
+    settings: ProviderSettings, *, base_url: str | None = None, headers: Mapping[str, str] = ()
+) -> httpx.AsyncClient:
+    """One pooled client per provider instance per worker: httpx's API over aiohttp's
+    transport, which held 1.6-3x the throughput of stock httpx on these machines."""
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(
+        base_url=base_url if base_url is not None else (settings.base_url or ""),
+        headers=dict(headers),
+        timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+def transport_error(exc: httpx.HTTPError, provider: str, *, streaming: bool = False) -> UpstreamError:
+    """Map an httpx exception to a retryable upstream error; never includes the URL."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"provider '{provider}' timed out", provider=provider)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and not streaming:
+        return UpstreamConnectError(f"could not connect to provider '{provider}'",
+                                    provider=provider)
+    return UpstreamUnavailable(
+        f"connection to provider '{provider}' failed ({type(exc).__name__})", provider=provider
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds) or an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def error_from_response(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    provider: str,
+) -> UpstreamError:
+    """Turn an upstream error response into the gateway error for its status.
+
+    Reads OpenAI's ``{"error": {message, type, code, param}}`` (and a bare ``{"message"}``);
+    a body that is not JSON gets a generic message, so no HTML reaches the client.
+    """
+    message = f"provider '{provider}' answered with status {status}"
+    code = param = None
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        data = None
+    error = data.get("error", data) if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            message = error["message"]
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+    elif isinstance(error, str):
+        message = error
+    return upstream_error_for_status(
+        status,
+        message,
+        provider=provider,
+        code=code,
+        param=param,
+        retry_after=parse_retry_after(headers),
+    )

@@ -1,0 +1,180 @@
+"""Every plugway hook. Each docstring is that hook's full contract.
+
+How hooks are called
+--------------------
+* Every impl may be a plain function or an ``async def``; the core awaits what an impl
+  returns. Impls take any subset of a hook's arguments, by name.
+* Order: pluggy's order. Impls marked ``tryfirst=True`` run first, ``trylast=True`` last;
+  otherwise the plugin registered last runs first. Built-ins register before installed
+  plugins, so an installed plugin runs before a built-in.
+* ``firstresult`` hooks stop at the first impl that returns something other than ``None``
+  (after awaiting it): return ``None`` to defer to the next impl.
+* ``hookwrapper``/``wrapper`` impls are refused at load time: they would only ever see
+  un-awaited coroutines.
+* Errors: request-path hooks (``pre_route``, ``select_provider``, ``on_failure``,
+  ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is answered to the
+  client as it is, any other exception as a 500 naming the plugin. Observer hooks
+  (``post_response``) fail *open*: the error is logged with the plugin's name and the
+  response is not affected. Lifecycle and registration errors stop startup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from plugway.hooks import hookspec
+
+if TYPE_CHECKING:
+    from sanic import Sanic
+
+    from plugway.config import Config
+    from plugway.context import Attempt, FailureDecision, RequestContext, Target
+    from plugway.errors import GatewayError
+    from plugway.provider import ProviderResponse
+
+
+# -- registration: called once while the config is loaded --------------------------------------
+
+
+@hookspec
+def register_providers(register: Callable[..., None]) -> None:
+    """Add provider types.
+
+    Call ``register(type_name, provider_class, **defaults)`` once per type. ``provider_class``
+    subclasses :class:`plugway.provider.Provider`; ``defaults`` pre-fill its settings (so an
+    OpenAI-compatible host is one line: ``register("groq", OpenAIProvider,
+    base_url="https://api.groq.com/openai/v1")``). A ``[providers.NAME]`` table whose ``type``
+    is ``type_name`` then makes an instance. Registering a type name twice is a startup error
+    naming both plugins. Sync only.
+    """
+
+
+@hookspec
+def register_strategies(register: Callable[..., None]) -> None:
+    """Add routing strategies.
+
+    Call ``register(name, strategy_class)``. The core makes one instance per worker as
+    ``strategy_class(env)``, where ``env`` (:class:`plugway.routing.StrategyEnv`) carries the
+    injectable ``clock`` and ``random`` that routing must use, and then calls
+    ``instance.plan(ctx, candidates) -> list[Target]`` (sync or async) for every request whose
+    route names the strategy (``strategy = "name"`` on a ``[[models]]`` entry). Sync only.
+    """
+
+
+@hookspec
+def register_settings(register: Callable[..., None]) -> None:
+    """Declare the settings a plugin takes under ``[plugins.NAME]``.
+
+    Call ``register(name, settings_class)`` with an attrs class. The loader checks the table
+    against it (unknown fields, wrong types, missing fields are config errors naming the TOML
+    path) and the instance is then ``config.plugin_settings[name]``. A ``[plugins.NAME]`` table
+    that no plugin declared is a config error. Sync only.
+    """
+
+
+@hookspec
+def register_routes(app: Sanic, config: Config) -> None:
+    """Add HTTP routes to the gateway's Sanic app (``/metrics``, a dashboard, an admin API).
+
+    Called once per worker while the app is built, before it serves. Paths under ``/v1/`` and
+    ``/-/`` that the core serves cannot be taken. Sync only.
+    """
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+@hookspec
+def plugway_startup(app: Sanic, config: Config) -> None:
+    """Open what the plugin holds (pools, files, connections), once per worker, inside the
+    running loop, after providers have started and before the first request. May be async.
+    An exception stops the worker from starting."""
+
+
+@hookspec
+def plugway_shutdown(app: Sanic) -> None:
+    """Close what :func:`plugway_startup` opened. Called once per worker at shutdown, after
+    the last request. May be async. Errors are logged and do not stop other impls."""
+
+
+# -- the request path --------------------------------------------------------------------------
+
+
+@hookspec
+def pre_route(ctx: RequestContext) -> None:
+    """Inspect, change or refuse a request before it is routed.
+
+    Called for every request to a gateway endpoint, after the body is parsed and before the
+    model resolves, in hook order. Authentication, rate limits, budgets, size limits and
+    content filters live here. Set ``ctx.principal``, ``ctx.tags`` or ``ctx.state[...]``;
+    change ``ctx.body`` (and ``ctx.model``, to re-route) in place. Refuse by raising a
+    :class:`plugway.errors.GatewayError` subclass: it is answered as is and no later impl runs.
+    The return value is ignored. May be async. Fails closed.
+    """
+
+
+@hookspec(firstresult=True)
+def select_provider(ctx: RequestContext, candidates: Sequence[Target]) -> list[Target] | None:
+    """Choose the ordered plan of targets to try for this request.
+
+    ``candidates`` are the targets of the resolved route (``ctx.route``), in config order.
+    Return a list of targets (a subset, reordered, or targets of other routes) to make that the
+    plan, or ``None`` to defer. The first impl that returns a list wins, so a team's routing
+    hook overrides the route's strategy for exactly the requests it answers. The core's own
+    impl runs last and applies the strategy the route names. An empty list is refused as a
+    503. May be async. Fails closed.
+    """
+
+
+@hookspec(firstresult=True)
+def on_failure(
+    ctx: RequestContext, attempt: Attempt, error: GatewayError
+) -> FailureDecision | None:
+    """Decide what happens after an attempt fails.
+
+    Called once per failed attempt with the attempt (its target, number and timing) and the
+    error. Return :class:`plugway.context.FailureDecision` ``.retry(delay)`` to try the same
+    target again, ``.next()`` for the next target in the plan, ``.stop()`` to answer the
+    client with this error, or ``None`` to defer. The built-in policy runs last: retryable
+    errors go to the next target; the last target is retried once when the upstream sent
+    ``retry-after`` and it fits the deadline; other errors stop. The core never waits past the
+    request's deadline whatever a decision says. Observers (health tracking) return ``None``.
+    For streams this is only called before any byte reached the client. May be async.
+    """
+
+
+@hookspec
+def stream_chunk(ctx: RequestContext, chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """See or rewrite one streamed chunk (an OpenAI ``chat.completion.chunk`` dict) before it
+    is sent.
+
+    Return ``None`` to leave the chunk as it is (mutating it in place is allowed), or a dict to
+    replace it for the later impls and the client. Costs nothing when no plugin implements it:
+    the core then never parses a streamed chunk. Called in hook order for every chunk,
+    including the usage chunk. Should be sync: it runs once per chunk; an awaitable is awaited.
+    Fails closed: an error ends the stream with an in-band error event.
+    """
+
+
+@hookspec
+def post_response(ctx: RequestContext, response: ProviderResponse | None) -> None:
+    """Observe, and for non-streamed answers filter, a finished request: log it, count it,
+    price it, audit it, redact it.
+
+    Called once for every request that got past parsing, in hook order:
+
+    * non-streamed success: after the upstream answered and *before* the client gets it, with
+      the complete ``response``. A response filter may rewrite it with
+      ``response.replace_body(...)`` or refuse it by raising a
+      :class:`plugway.errors.GatewayError`; a plugin may add headers for the client in
+      ``ctx.response_headers`` (a cost header, say).
+    * streams: once, after the stream has ended (completed, failed or cancelled), with
+      ``response=None`` and ``ctx.usage`` holding the stream's usage when the upstream sent it.
+    * failures: with ``response=None``; ``ctx.error`` and ``ctx.status`` say what the client got.
+
+    ``ctx.attempts`` lists every attempt with its outcome. Keep impls cheap: heavy work (a
+    database write) goes to a queue drained off the request path. May be async. Fails open:
+    an exception other than a ``GatewayError`` raised for a non-streamed success is logged
+    with the plugin's name and changes nothing.
+    """

@@ -1,0 +1,1 @@
+"""plugway's first-party plugins: routing strategies, the failure policy, loggers."""

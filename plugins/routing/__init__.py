@@ -1,0 +1,1 @@
+"""Routing strategies, each a plugin registered through ``register_strategies``."""
