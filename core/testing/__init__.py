@@ -1,0 +1,29 @@
+"""Test kit for plugway and its plugins: fake upstreams that speak providers' wire formats
+and fail on demand, and the real gateway run in a child process."""
+
+from plugway.testing.fake_upstream import (
+    Behaviour,
+    CutStream,
+    FakeOpenAI,
+    FakeUpstream,
+    Hang,
+    Recorded,
+    Reply,
+    Reset,
+    Status,
+)
+from plugway.testing.gateway_process import GatewayProcess, free_port
+
+__all__ = [
+    "Behaviour",
+    "CutStream",
+    "FakeOpenAI",
+    "FakeUpstream",
+    "GatewayProcess",
+    "Hang",
+    "Recorded",
+    "Reply",
+    "Reset",
+    "Status",
+    "free_port",
+]

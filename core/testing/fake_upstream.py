@@ -1,0 +1,358 @@
+"""Fake upstreams: real HTTP servers on loopback that speak a provider's wire format and fail
+on demand.
+
+A :class:`FakeUpstream` runs an aiohttp server in its own thread, so sync tests (and the
+gateway under test, in its own process) talk to it over a real socket. Each request takes the
+next scripted :class:`Behaviour` (``upstream.script(Status(503), Reply())``) or, when the
+script is empty, the default one. The server records every request (path, headers, JSON
+body) and counts clients that went away before their answer was complete.
+
+Subclasses implement the wire format: :class:`FakeOpenAI` here; other providers' fakes follow
+the same pattern (``answer`` for a success, ``stream_events`` for SSE, ``error_body``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import orjson
+from aiohttp import web
+
+
+@attrs.frozen
+class Reply:
+    """Answer normally (streamed when the request asks). ``delay`` waits before the answer,
+    ``chunk_delay`` between streamed events; ``text`` overrides the answer's text."""
+
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    text: str | None = None
+    usage: bool = True
+
+
+@attrs.frozen
+class Status:
+    """Answer with an error status and the provider's error body (or ``body`` as given)."""
+
+    status: int
+    message: str = "scripted failure"
+    code: str | None = None
+    retry_after: float | None = None
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+
+@attrs.frozen
+class Hang:
+    """Never answer; the client has to give up (its disconnect is counted)."""
+
+
+@attrs.frozen
+class Reset:
+    """Close the connection without answering."""
+
+
+@attrs.frozen
+class CutStream:
+    """Stream ``after`` events, then drop the connection."""
+
+    after: int = 2
+
+
+Behaviour = Reply | Status | Hang | Reset | CutStream
+
+
+@attrs.define
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeUpstream:
+    """Base of the fakes: the thread, the script, the records. Use as a context manager."""
+
+    default: Behaviour = Reply()
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.requests: list[Recorded] = []
+        self.disconnects = 0
+        self.completed = 0
+        self._script: collections.deque[Behaviour] = collections.deque()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """The next requests take these behaviours, in order."""
+        with self._lock:
+            self._script.extend(behaviours)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+            self.disconnects = 0
+            self.completed = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def open_connections(self) -> int:
+        """Connections the server holds open now (keep-alive ones included)."""
+        runner = self._runner
+        return 0 if runner is None or runner.server is None else len(runner.server.connections)
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> bool:
+        """Poll ``predicate()`` until true or ``timeout``; for effects that land a moment
+        after the client returns (a disconnect, a closed connection)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return bool(predicate())
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.host, 0)
+            loop.run_until_complete(site.start())
+            self._runner = runner
+            self.port = runner.addresses[0][1]
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fake upstream did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def _next(self) -> Behaviour:
+        with self._lock:
+            return self._script.popleft() if self._script else self.default
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = raw
+        self.requests.append(
+            Recorded(request.method, request.path, dict(request.query),
+                     {k.lower(): v for k, v in request.headers.items()}, body)
+        )
+        behaviour = self._next()
+        try:
+            response = await self._respond(request, body, behaviour)
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            raise
+        self.completed += 1
+        return response
+
+    async def _respond(
+        self, request: web.Request, body: Any, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        if isinstance(behaviour, Hang):
+            await asyncio.sleep(3600)
+        if isinstance(behaviour, Reset):
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("scripted reset")
+        if isinstance(behaviour, Status):
+            headers = {}
+            if behaviour.retry_after is not None:
+                headers["retry-after"] = f"{behaviour.retry_after:g}"
+            payload = behaviour.body if behaviour.body is not None else orjson.dumps(
+                self.error_body(behaviour.status, behaviour.message, behaviour.code)
+            )
+            return web.Response(body=payload, status=behaviour.status, headers=headers,
+                                content_type=behaviour.content_type)
+        assert isinstance(behaviour, Reply | CutStream)
+        delay = behaviour.delay if isinstance(behaviour, Reply) else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        if self.wants_stream(request, body):
+            return await self._stream(request, body, behaviour)
+        return web.Response(body=orjson.dumps(self.answer(request, body, behaviour)),
+                            content_type="application/json")
+
+    async def _stream(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
+        for sent, event in enumerate(self.stream_events(request, body, behaviour)):
+            if isinstance(behaviour, CutStream) and sent >= behaviour.after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            if chunk_delay and sent:
+                await asyncio.sleep(chunk_delay)
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    # -- the wire format (subclasses) ----------------------------------------------------------
+
+    def wants_stream(self, request: web.Request, body: Any) -> bool:
+        return isinstance(body, dict) and body.get("stream") is True
+
+    def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
+        raise NotImplementedError
+
+    def stream_events(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str, code: str | None) -> Any:
+        raise NotImplementedError
+
+
+def last_user_text(body: Any) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content)
+    return ""
+
+
+class FakeOpenAI(FakeUpstream):
+    """OpenAI's wire format: ``/v1/chat/completions`` (JSON and SSE, tool calls when the
+    request requires one, usage when asked) and ``/v1/embeddings`` (floats or base64)."""
+
+    _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
+                     403: "invalid_request_error", 404: "invalid_request_error",
+                     429: "rate_limit_error"}
+
+    def error_body(self, status: int, message: str, code: str | None) -> Any:
+        return {"error": {"message": message, "type": self._OPENAI_TYPES.get(status, "server_error"),
+                          "param": None, "code": code}}
+
+    def _text(self, body: Any, behaviour: Reply | CutStream) -> str:
+        if isinstance(behaviour, Reply) and behaviour.text is not None:
+            return behaviour.text
+        return f"echo: {last_user_text(body)}"
+
+    def _tool(self, body: Any) -> dict[str, Any] | None:
+        tools = body.get("tools") or []
+        if tools and body.get("tool_choice") not in (None, "auto", "none"):
+            return tools[0]["function"]
+        return None
+
+    def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
+        if request.path.endswith("/embeddings"):
+            return self._embeddings(body)
+        tool = self._tool(body)
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if tool:
+            message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                      "function": {"name": tool["name"],
+                                                   "arguments": '{"city": "Paris"}'}}]
+            finish = "tool_calls"
+        else:
+            message["content"] = self._text(body, behaviour)
+            finish = "stop"
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                         "logprobs": None}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                      "prompt_tokens_details": {"cached_tokens": 3}},
+        }
+
+    def stream_events(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> Iterator[bytes]:
+        base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body.get("model"),
+                "system_fingerprint": "fp_fake"}
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                          "logprobs": None}]}
+            if with_usage:
+                chunk["usage"] = None
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+        yield event({"role": "assistant", "content": "", "refusal": None})
+        tool = self._tool(body)
+        if tool:
+            yield event({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                         "function": {"name": tool["name"], "arguments": ""}}]})
+            for part in ('{"ci', 'ty": "Pa', 'ris"}'):
+                yield event({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+            finish = "tool_calls"
+        else:
+            for word in self._text(body, behaviour).split(" "):
+                yield event({"content": word + " "})
+            finish = "stop"
+        yield event({}, finish)
+        if with_usage:
+            usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    def _embeddings(self, body: Any) -> Any:
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else list(inputs)
+        data = []
+        for i, item in enumerate(items):
+            vector = [float(len(str(item))), float(i), 0.5]
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        return {"object": "list", "data": data, "model": body.get("model"),
+                "usage": {"prompt_tokens": len(items), "total_tokens": len(items)}}

@@ -1,0 +1,132 @@
+"""Run the real gateway (``python -m plugway serve``) in a child process on a free loopback
+port, as a user would, and collect what it logs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GatewayProcess:
+    """``plugway serve`` with a config given as TOML text (or a path, or nothing for the
+    built-in default). ``env`` adds environment variables; ``pythonpath`` entries are put in
+    front of ``PYTHONPATH`` (how tests "install" a plugin as a dist-info)."""
+
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        pythonpath: Sequence[str | Path] = (),
+        args: Sequence[str] = (),
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self._tmp = tempfile.TemporaryDirectory(prefix="plugway-test-")
+        self.config_path: Path | None = None
+        if isinstance(config, Path):
+            self.config_path = config
+        elif isinstance(config, str):
+            self.config_path = Path(self._tmp.name) / "plugway.toml"
+            self.config_path.write_text(config)
+        self.env = dict(env or {})
+        self.pythonpath = [str(p) for p in pythonpath]
+        self.args = list(args)
+        self.lines: list[str] = []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "plugway", "serve", "--port", str(self.port),
+               "--host", "127.0.0.1"]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd + self.args
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGWAY_")}
+        env.update(self.env)
+        if self.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(
+                self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p]
+            )
+        self.process = subprocess.Popen(
+            self.command(), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                time.sleep(0.1)
+                raise RuntimeError(
+                    f"the gateway exited with {self.process.returncode}:\n" + self.output()
+                )
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the gateway did not become ready:\n" + self.output())
+
+    def _collect(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def request_logs(self, wait_for: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The JSON request records logged so far (waiting until there are ``wait_for``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = []
+            for line in list(self.lines):
+                if line.startswith('{"event":"request"'):
+                    records.append(orjson.loads(line))
+            if len(records) >= wait_for or time.monotonic() > deadline:
+                return records
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,86 @@
+"""Shared fixtures: fake OpenAI upstreams on loopback and the real gateway in front of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from plugway.testing import FakeOpenAI, GatewayProcess
+
+
+@pytest.fixture(scope="session")
+def primary() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="session")
+def backup() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture(autouse=True)
+def _fresh_upstreams(request: pytest.FixtureRequest) -> None:
+    """Each test starts with empty scripts and records on the session's fakes."""
+    for name in ("primary", "backup"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()
+
+
+def two_target_config(primary: FakeOpenAI, backup: FakeOpenAI, extra: str = "") -> str:
+    return f"""
+[providers.primary]
+type = "openai"
+base_url = "{primary.url}/v1"
+api_key = "sk-primary-secret-0123456789"
+timeout = 2
+
+[providers.backup]
+type = "openai"
+base_url = "{backup.url}/v1"
+api_key = "sk-backup-secret-9876543210"
+timeout = 2
+
+[routing]
+deadline = 6
+
+[[models]]
+name = "chat"
+targets = [
+  {{ provider = "primary", model = "gpt-4o-mini" }},
+  {{ provider = "backup", model = "gpt-4o-mini-backup" }},
+]
+
+[[models]]
+name = "solo"
+targets = [{{ provider = "primary", model = "gpt-4o-solo" }}]
+
+[[models]]
+name = "embed"
+targets = [{{ provider = "primary", model = "text-embedding-3-small" }}]
+{extra}
+"""
+
+
+@pytest.fixture(scope="session")
+def gateway(primary: FakeOpenAI, backup: FakeOpenAI) -> Iterator[GatewayProcess]:
+    """The gateway with two OpenAI-format targets behind the model ``chat``."""
+    with GatewayProcess(two_target_config(primary, backup)) as gw:
+        yield gw
+
+
+@pytest.fixture
+def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
+    """Start gateways with their own config for one test; all stop when it ends."""
+    started: list[GatewayProcess] = []
+
+    def start(*args: object, **kwargs: object) -> GatewayProcess:
+        gw = GatewayProcess(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(gw)
+        return gw.start()
+
+    yield start
+    for gw in started:
+        gw.stop()
