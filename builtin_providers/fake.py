@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
-
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
@@ -36,9 +35,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
 
 
@@ -72,8 +69,11 @@ def _forced_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 class FakeProvider(Provider):
@@ -89,24 +89,29 @@ class FakeProvider(Provider):
         tool = _forced_tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if tool is not None:
-            message["tool_calls"] = [{
-                "id": "call_" + uuid.uuid4().hex[:24],
-                "type": "function",
-                "function": {"name": tool["function"]["name"], "arguments": "{}"},
-            }]
+            message["tool_calls"] = [
+                {
+                    "id": "call_" + uuid.uuid4().hex[:24],
+                    "type": "function",
+                    "function": {"name": tool["function"]["name"], "arguments": "{}"},
+                }
+            ]
             finish, completion = "tool_calls", 1
         else:
             message["content"] = _reply(body, target.model)
             finish, completion = "stop", _count(message["content"])
-        return ProviderResponse(body={
-            "id": "chatcmpl-" + uuid.uuid4().hex,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": target.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                         "logprobs": None}],
-            "usage": _usage(_prompt_tokens(body), completion),
-        })
+        return ProviderResponse(
+            body={
+                "id": "chatcmpl-" + uuid.uuid4().hex,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": target.model,
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                ],
+                "usage": _usage(_prompt_tokens(body), completion),
+            }
+        )
 
     async def chat_stream(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
@@ -128,14 +133,19 @@ class FakeProvider(Provider):
             vector = embed(str(item), size)
             encoded: Any = (
                 base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
-                if as_base64 else vector
+                if as_base64
+                else vector
             )
             data.append({"object": "embedding", "index": index, "embedding": encoded})
         tokens = sum(_count(str(item)) for item in items)
-        return ProviderResponse(body={
-            "object": "list", "data": data, "model": target.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
+        return ProviderResponse(
+            body={
+                "object": "list",
+                "data": data,
+                "model": target.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
 
 def embed(text: str, size: int) -> list[float]:
@@ -153,19 +163,38 @@ class FakeStream(ChunkStream):
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": self.model}
+        base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model,
+        }
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            return sse_event({**base, "choices": [
-                {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+            return sse_event(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                    ],
+                }
+            )
 
         yield chunk({"role": "assistant", "content": ""})
         tool = _forced_tool(self.body)
         if tool is not None:
-            yield chunk({"tool_calls": [{
-                "index": 0, "id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                "function": {"name": tool["function"]["name"], "arguments": ""}}]})
+            yield chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_" + uuid.uuid4().hex[:24],
+                            "type": "function",
+                            "function": {"name": tool["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
             yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
             finish, completion = "tool_calls", 1
         else:

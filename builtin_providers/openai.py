@@ -18,7 +18,6 @@ from typing import Any
 import attrs
 import httpx
 import orjson
-
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamStreamBroken, UpstreamUnavailable
 from plugway.hooks import hookimpl
@@ -110,8 +109,10 @@ class OpenAIProvider(Provider):
             **body,
             "model": target.model,
             "stream": True,
-            "stream_options": {**(options if isinstance(options, dict) else {}),
-                               "include_usage": True},
+            "stream_options": {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            },
         }
         request = self.client.build_request(
             "POST",

@@ -12,21 +12,20 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from sanic import HTTPResponse, Request, Sanic
-from sanic.exceptions import SanicException
-
 from plugway import errors, pipeline
-from plugway.context import RequestContext
+from plugway.context import RequestContext, new_request_id
 from plugway.errors import GatewayError, InvalidRequest
 from plugway.gateway import Gateway, load_gateway
 from plugway.sse import DONE, sse_event
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import SanicException
 
 _app_numbers = itertools.count(1)
 JSON = "application/json"
 OVERRIDES_ENV = "PLUGWAY_SERVER_OVERRIDES"
 
 
-def create_app(gateway: Gateway) -> Sanic:
+def create_app(gateway: Gateway) -> Sanic[Any, Any]:
     """A Sanic app serving ``gateway``. Providers and plugins start in ``before_server_start``
     (inside the worker's loop) and stop in ``after_server_stop``."""
     number = next(_app_numbers)
@@ -48,10 +47,10 @@ def create_app(gateway: Gateway) -> Sanic:
     )
     app.ctx.gateway = gateway
 
-    async def start(app: Sanic) -> None:
+    async def start(app: Sanic[Any, Any]) -> None:
         await gateway.startup(app)
 
-    async def stop(app: Sanic) -> None:
+    async def stop(app: Sanic[Any, Any]) -> None:
         await gateway.shutdown(app)
 
     app.register_listener(start, "before_server_start")
@@ -79,7 +78,7 @@ def _route_name(path: str) -> str:
     return "r" + "".join(c if c.isalnum() else "_" for c in path)
 
 
-def app_from_environment() -> Sanic:
+def app_from_environment() -> Sanic[Any, Any]:
     """The factory each worker calls under ``--workers N``: config path from
     ``PLUGWAY_CONFIG``, ``--host``/``--port`` from ``PLUGWAY_SERVER_OVERRIDES``."""
     overrides = orjson.loads(os.environ.get(OVERRIDES_ENV, "{}"))
@@ -96,7 +95,8 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array of messages", param="messages")
     if ctx.stream:
-        return await serve_stream(request, gw, ctx)
+        await serve_stream(request, gw, ctx)
+        return None
     return await serve_complete(gw, ctx, "chat")
 
 
@@ -313,10 +313,7 @@ def render_exception(request: Request, exc: Exception) -> HTTPResponse:
             message = f"no route for {request.method} {request.path}"
         elif status == 408:
             cls, message = errors.InvalidRequest, "the client took too long to send its request"
-        if cls is None:
-            error = GatewayError(message, status=status)
-        else:
-            error = cls(message, status=status)
+        error = (cls or GatewayError)(message, status=status)
     else:
         error = _unexpected(exc)
     return error_response(error, getattr(request.ctx, "request_id", None) or _new_id())
@@ -327,6 +324,4 @@ def _json(data: Any, status: int = 200) -> HTTPResponse:
 
 
 def _new_id() -> str:
-    from plugway.context import new_request_id
-
     return new_request_id()

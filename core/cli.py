@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
-
 from plugway.errors import ConfigError, PluginError
 from plugway.gateway import CONFIG_ENV, Gateway, load_gateway
 
@@ -69,23 +69,24 @@ def serve(args: argparse.Namespace) -> int:
 
     if server.workers == 1:
         app = create_app(gateway)
-        app.run(host=server.host, port=server.port, single_process=True, access_log=False,
-                motd=False)
+        app.run(
+            host=server.host, port=server.port, single_process=True, access_log=False, motd=False
+        )
         return 0
     from functools import partial
 
+    from plugway.app import app_from_environment
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from plugway.app import app_from_environment
-
     if args.config:
-        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     os.environ[OVERRIDES_ENV] = orjson.dumps(overrides).decode()
     loader = AppLoader(factory=partial(app_from_environment))
     app = loader.load()
-    app.prepare(host=server.host, port=server.port, workers=server.workers, access_log=False,
-                motd=False)
+    app.prepare(
+        host=server.host, port=server.port, workers=server.workers, access_log=False, motd=False
+    )
     Sanic.serve(primary=app, app_loader=loader)
     return 0
 
@@ -108,14 +109,18 @@ def check(path: str) -> int:
     print("\nproviders:")
     for name, provider in gateway.providers.items():
         settings = provider.public_settings()
-        print(f"  {name}: type={settings['type']} base_url={settings.get('base_url')} "
-              f"api_key={settings.get('api_key') or '-'} timeout={settings['timeout']}s")
+        print(
+            f"  {name}: type={settings['type']} base_url={settings.get('base_url')} "
+            f"api_key={settings.get('api_key') or '-'} timeout={settings['timeout']}s"
+        )
     print("\nmodels:")
     for route in gateway.router.routes.values():
         print(f"  {route.name}  (strategy={route.strategy}, deadline={route.deadline}s)")
         for i, target in enumerate(route.targets, 1):
-            print(f"    {i}. {target.key}" + (f"  weight={target.weight}"
-                                              if target.weight != 1.0 else ""))
+            print(
+                f"    {i}. {target.key}"
+                + (f"  weight={target.weight}" if target.weight != 1.0 else "")
+            )
     return 0
 
 

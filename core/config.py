@@ -26,7 +26,6 @@ from typing import Any
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-
 from plugway.context import Price, Route, Target
 from plugway.errors import ConfigError
 from plugway.provider import ProviderSettings
@@ -128,12 +127,32 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
 
 DEFAULT_ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # env var, instance and type name, key reference, models added as routes
-    ("OPENAI_API_KEY", "openai", "${OPENAI_API_KEY}", ("gpt-4.1", "gpt-4.1-mini", "gpt-4o",
-     "gpt-4o-mini", "o4-mini", "text-embedding-3-small", "text-embedding-3-large")),
-    ("ANTHROPIC_API_KEY", "anthropic", "${ANTHROPIC_API_KEY}", ("claude-opus-4-1",
-     "claude-sonnet-4-5", "claude-haiku-4-5")),
-    ("GEMINI_API_KEY", "gemini", "${GEMINI_API_KEY}", ("gemini-2.5-pro", "gemini-2.5-flash",
-     "gemini-2.5-flash-lite", "text-embedding-004")),
+    (
+        "OPENAI_API_KEY",
+        "openai",
+        "${OPENAI_API_KEY}",
+        (
+            "gpt-4.1",
+            "gpt-4.1-mini",
+            "gpt-4o",
+            "gpt-4o-mini",
+            "o4-mini",
+            "text-embedding-3-small",
+            "text-embedding-3-large",
+        ),
+    ),
+    (
+        "ANTHROPIC_API_KEY",
+        "anthropic",
+        "${ANTHROPIC_API_KEY}",
+        ("claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"),
+    ),
+    (
+        "GEMINI_API_KEY",
+        "gemini",
+        "${GEMINI_API_KEY}",
+        ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "text-embedding-004"),
+    ),
 )
 
 
@@ -170,8 +189,7 @@ def default_config_data(
             notes.append(f"{env_var} is set: serving {', '.join(models)} through '{name}'")
             data.setdefault("providers", {})[name] = {"type": name, "api_key": key_ref}
             data.setdefault("models", []).extend(
-                {"name": model, "targets": [{"provider": name, "model": model}]}
-                for model in models
+                {"name": model, "targets": [{"provider": name, "model": model}]} for model in models
             )
     return data, notes
 
@@ -255,7 +273,9 @@ def _make_converter() -> cattrs.Converter:
         ),
     )
     conv.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str), str))
-    conv.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool), bool))
+    conv.register_structure_hook(
+        bool, _strict("true or false", lambda v: isinstance(v, bool), bool)
+    )
     return conv
 
 
@@ -348,8 +368,9 @@ def build_config(
     Raises :class:`ConfigError` listing every problem; returns a :class:`Config` otherwise.
     """
     problems: list[str] = []
-    data = interpolate_env(dict(data), os.environ if environ is None else environ,
-                           problems=problems)
+    data = interpolate_env(
+        dict(data), os.environ if environ is None else environ, problems=problems
+    )
     for key in data:
         if key not in TOP_LEVEL:
             problems.append(
@@ -424,13 +445,13 @@ def _structure_providers(
         if settings.base_url is None and ptype.provider_class.requires_api_key:
             problems.append(
                 f"{path}.base_url: missing; provider type '{type_name}' has no default base "
-                f"URL, so give one (for example \"https://api.example.com/v1\")"
+                f'URL, so give one (for example "https://api.example.com/v1")'
             )
             continue
         if settings.base_url is not None and not re.match(r"^https?://[^/\s]+", settings.base_url):
             problems.append(
                 f"{path}.base_url: {settings.base_url!r} is not an http(s) URL; write it as "
-                "\"https://host[:port]/path\""
+                '"https://host[:port]/path"'
             )
             continue
         if settings.timeout <= 0:
@@ -492,9 +513,7 @@ def _check_routes(
                 )
 
 
-def _structure_plugin_settings(
-    raw: Any, registry: Registry, problems: list[str]
-) -> dict[str, Any]:
+def _structure_plugin_settings(raw: Any, registry: Registry, problems: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(raw, dict):
         return out  # reported by disabled_plugins() before plugins load

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-
 from plugway.config import (
     Config,
     build_config,

@@ -16,7 +16,6 @@ from typing import Any
 import attrs
 import pluggy
 from loguru import logger
-
 from plugway.errors import GatewayError, PluginFailed
 
 
@@ -104,9 +103,7 @@ class HookRunner:
                     "plugin {!r} failed in hook {}", impl.plugin, hook_name
                 )
 
-    def call_sync_each(
-        self, hook_name: str, make_kwargs: Callable[[str], dict[str, Any]]
-    ) -> None:
+    def call_sync_each(self, hook_name: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
         """Call every impl synchronously with kwargs made for its plugin (registration hooks,
         whose ``register`` callback records which plugin registered what)."""
         for impl in self._impls.get(hook_name, ()):

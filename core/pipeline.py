@@ -11,7 +11,6 @@ from typing import TypeVar
 import attrs
 import orjson
 from loguru import logger
-
 from plugway.context import Attempt, FailureAction, FailureDecision, RequestContext, Target
 from plugway.errors import (
     GatewayError,
@@ -124,15 +123,18 @@ def final_error(ctx: RequestContext, last: GatewayError | None) -> GatewayError:
         message = f"the deadline for model '{ctx.model}' passed before any attempt"
     else:
         count = len(ctx.attempts)
-        message = f"all {count} attempt{'s' if count > 1 else ''} for model '{ctx.model}' failed: {tried}"
+        message = (
+            f"all {count} attempt{'s' if count > 1 else ''} for model '{ctx.model}' failed: {tried}"
+        )
     status, code, retry_after = 502, "upstream_failed", None
     if isinstance(last, UpstreamTimeout) or last is None:
         status, code = 504, "upstream_timeout"
     elif isinstance(last, UpstreamRateLimited):
         status, code, retry_after = 503, "upstream_rate_limited", last.retry_after
     headers = {"x-should-retry": "false"}
-    return RoutingExhausted(message, status=status, code=code, retry_after=retry_after,
-                            headers=headers)
+    return RoutingExhausted(
+        message, status=status, code=code, retry_after=retry_after, headers=headers
+    )
 
 
 async def complete(gw: Gateway, ctx: RequestContext, method: str) -> ProviderResponse:

@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 import pluggy
-
 from plugway.errors import ConfigError, PluginLoadError
 from plugway.hooks import PROJECT, hookspecs
 

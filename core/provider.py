@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
-
 from plugway.context import RequestContext, Target
 from plugway.errors import InvalidRequest
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
 from plugway.errors import PluginError
 from plugway.hookcall import HookRunner
 from plugway.provider import Provider, ProviderType

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 import attrs
-
 from plugway.context import RequestContext, Route, Target
 from plugway.errors import ModelNotFound
 from plugway.hooks import hookimpl

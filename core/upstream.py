@@ -6,10 +6,10 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
-
 from plugway.errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -21,7 +21,10 @@ from plugway.provider import ProviderSettings
 
 
 def make_http_client(
-    settings: ProviderSettings, *, base_url: str | None = None, headers: Mapping[str, str] = ()
+    settings: ProviderSettings,
+    *,
+    base_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.AsyncClient:
     """One pooled client per provider instance per worker: httpx's API over aiohttp's
     transport, which held 1.6-3x the throughput of stock httpx on these machines."""
@@ -32,7 +35,7 @@ def make_http_client(
     )
     return httpx.AsyncClient(
         base_url=base_url if base_url is not None else (settings.base_url or ""),
-        headers=dict(headers),
+        headers=dict(headers or {}),
         timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
         transport=AiohttpTransport(limits=limits, trust_env=False),
         trust_env=False,
@@ -40,13 +43,16 @@ def make_http_client(
     )
 
 
-def transport_error(exc: httpx.HTTPError, provider: str, *, streaming: bool = False) -> UpstreamError:
+def transport_error(
+    exc: httpx.HTTPError, provider: str, *, streaming: bool = False
+) -> UpstreamError:
     """Map an httpx exception to a retryable upstream error; never includes the URL."""
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return UpstreamTimeout(f"provider '{provider}' timed out", provider=provider)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and not streaming:
-        return UpstreamConnectError(f"could not connect to provider '{provider}'",
-                                    provider=provider)
+        return UpstreamConnectError(
+            f"could not connect to provider '{provider}'", provider=provider
+        )
     return UpstreamUnavailable(
         f"connection to provider '{provider}' failed ({type(exc).__name__})", provider=provider
     )

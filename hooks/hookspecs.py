@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, Any
 from plugway.hooks import hookspec
 
 if TYPE_CHECKING:
-    from sanic import Sanic
-
     from plugway.config import Config
     from plugway.context import Attempt, FailureDecision, RequestContext, Target
     from plugway.errors import GatewayError
     from plugway.provider import ProviderResponse
+    from sanic import Sanic
 
 
 # -- registration: called once while the config is loaded --------------------------------------
@@ -74,7 +73,7 @@ def register_settings(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def register_routes(app: Sanic, config: Config) -> None:
+def register_routes(app: Sanic[Any, Any], config: Config) -> None:
     """Add HTTP routes to the gateway's Sanic app (``/metrics``, a dashboard, an admin API).
 
     Called once per worker while the app is built, before it serves. Paths under ``/v1/`` and
@@ -86,14 +85,14 @@ def register_routes(app: Sanic, config: Config) -> None:
 
 
 @hookspec
-def plugway_startup(app: Sanic, config: Config) -> None:
+def plugway_startup(app: Sanic[Any, Any], config: Config) -> None:
     """Open what the plugin holds (pools, files, connections), once per worker, inside the
     running loop, after providers have started and before the first request. May be async.
     An exception stops the worker from starting."""
 
 
 @hookspec
-def plugway_shutdown(app: Sanic) -> None:
+def plugway_shutdown(app: Sanic[Any, Any]) -> None:
     """Close what :func:`plugway_startup` opened. Called once per worker at shutdown, after
     the last request. May be async. Errors are logged and do not stop other impls."""
 

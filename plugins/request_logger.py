@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 from loguru import logger
-
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
 

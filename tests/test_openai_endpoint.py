@@ -10,7 +10,6 @@ import struct
 import httpx
 import openai
 import pytest
-
 from plugway.testing import FakeOpenAI, GatewayProcess, Status
 
 
@@ -36,11 +35,24 @@ def test_chat_non_streamed(gateway: GatewayProcess, primary: FakeOpenAI) -> None
     assert sent.headers["authorization"] == "Bearer sk-primary-secret-0123456789"
 
 
-def test_unknown_fields_pass_through_untouched(gateway: GatewayProcess, primary: FakeOpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "weather", "description": "w",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-    extra = {"brand_new_param": {"nested": [1, 2.5, None, "x"]}, "logprobs": True,
-             "top_logprobs": 2}
+def test_unknown_fields_pass_through_untouched(
+    gateway: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "w",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    extra = {
+        "brand_new_param": {"nested": [1, 2.5, None, "x"]},
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
     completion = client(gateway).chat.completions.create(
         model="chat",
         messages=[{"role": "user", "content": "weather?"}],
@@ -63,9 +75,11 @@ def test_unknown_fields_pass_through_untouched(gateway: GatewayProcess, primary:
 
 
 def test_client_credentials_are_not_forwarded(gateway: GatewayProcess, primary: FakeOpenAI) -> None:
-    httpx.post(gateway.base_url + "/chat/completions",
-               headers={"authorization": "Bearer client-secret", "x-api-key": "client-x"},
-               json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+    httpx.post(
+        gateway.base_url + "/chat/completions",
+        headers={"authorization": "Bearer client-secret", "x-api-key": "client-x"},
+        json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
+    )
     headers = primary.requests[-1].headers
     assert headers["authorization"] == "Bearer sk-primary-secret-0123456789"
     assert "x-api-key" not in headers
@@ -74,7 +88,9 @@ def test_client_credentials_are_not_forwarded(gateway: GatewayProcess, primary: 
 
 def test_stream_with_usage(gateway: GatewayProcess, primary: FakeOpenAI) -> None:
     stream = client(gateway).chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "one two three"}], stream=True,
+        model="chat",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -113,7 +129,9 @@ def _record(gw: GatewayProcess, request_id: str) -> dict[str, object]:
 
 def test_streamed_tool_call_arrives_whole(gateway: GatewayProcess) -> None:
     stream = client(gateway).chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "weather?"}], stream=True,
+        model="chat",
+        messages=[{"role": "user", "content": "weather?"}],
+        stream=True,
         tools=[{"type": "function", "function": {"name": "weather", "parameters": {}}}],
         tool_choice="required",
     )
@@ -128,11 +146,12 @@ def test_async_client_stream_and_non_stream(gateway: GatewayProcess) -> None:
     async def run() -> tuple[str, str]:
         async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key="k", max_retries=0) as c:
             done = await c.chat.completions.create(
-                model="chat", messages=[{"role": "user", "content": "a b"}])
+                model="chat", messages=[{"role": "user", "content": "a b"}]
+            )
             stream = await c.chat.completions.create(
-                model="chat", messages=[{"role": "user", "content": "c d"}], stream=True)
-            text = "".join([ch.choices[0].delta.content or "" async for ch in stream
-                            if ch.choices])
+                model="chat", messages=[{"role": "user", "content": "c d"}], stream=True
+            )
+            text = "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
             return done.choices[0].message.content or "", text
 
     done, streamed = asyncio.run(run())
@@ -151,7 +170,8 @@ def test_models_lists_route_names(gateway: GatewayProcess) -> None:
 
 def test_direct_provider_addressing(gateway: GatewayProcess, primary: FakeOpenAI) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="primary/gpt-4.1-nano", messages=[{"role": "user", "content": "hi"}])
+        model="primary/gpt-4.1-nano", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-plugway-model"] == "gpt-4.1-nano"
     assert primary.requests[-1].body["model"] == "gpt-4.1-nano"
 
@@ -160,19 +180,25 @@ def test_embeddings_base64_default(gateway: GatewayProcess, primary: FakeOpenAI)
     result = client(gateway).embeddings.create(model="embed", input=["abc", "hello"])
     assert primary.requests[-1].body["encoding_format"] == "base64"
     assert [d.embedding for d in result.data] == [[3.0, 0.0, 0.5], [5.0, 1.0, 0.5]]
-    floats = httpx.post(gateway.base_url + "/embeddings",
-                        json={"model": "embed", "input": "abcd", "encoding_format": "float"}).json()
+    floats = httpx.post(
+        gateway.base_url + "/embeddings",
+        json={"model": "embed", "input": "abcd", "encoding_format": "float"},
+    ).json()
     assert floats["data"][0]["embedding"] == [4.0, 0.0, 0.5]
 
 
 def test_fake_provider_embeddings_base64_round_trip(start_gateway: object) -> None:
     gw = start_gateway()  # type: ignore[operator]
     c = client(gw)
-    as_floats = httpx.post(gw.base_url + "/embeddings", json={
-        "model": "fake-embedding", "input": "same text", "encoding_format": "float"}).json()
+    as_floats = httpx.post(
+        gw.base_url + "/embeddings",
+        json={"model": "fake-embedding", "input": "same text", "encoding_format": "float"},
+    ).json()
     decoded = c.embeddings.create(model="fake-embedding", input="same text")
-    raw = httpx.post(gw.base_url + "/embeddings", json={
-        "model": "fake-embedding", "input": "same text", "encoding_format": "base64"}).json()
+    raw = httpx.post(
+        gw.base_url + "/embeddings",
+        json={"model": "fake-embedding", "input": "same text", "encoding_format": "base64"},
+    ).json()
     unpacked = struct.unpack("<16f", base64.b64decode(raw["data"][0]["embedding"]))
     expected = as_floats["data"][0]["embedding"]
     assert decoded.data[0].embedding == pytest.approx(expected, abs=1e-6)
@@ -196,13 +222,17 @@ def test_health_and_ready(gateway: GatewayProcess) -> None:
     ],
 )
 def test_upstream_client_errors_are_returned_not_retried(
-    gateway: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI, status: int,
+    gateway: GatewayProcess,
+    primary: FakeOpenAI,
+    backup: FakeOpenAI,
+    status: int,
     exception: type[openai.APIStatusError],
 ) -> None:
     primary.script(Status(status, message="upstream says no", code="some_code"))
     with pytest.raises(exception) as caught:
         client(gateway).chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": "x"}])
+            model="chat", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.status_code == status
     assert len(primary.requests) == 1 and backup.requests == []
     body = caught.value.body
@@ -223,8 +253,11 @@ def test_upstream_client_errors_are_returned_not_retried(
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model", "'model' is required"),
         (b'{"model": "chat"}', "messages", "'messages' must be a non-empty array"),
         (b'{"model": "chat", "messages": []}', "messages", "non-empty"),
-        (b'{"model": "chat", "messages": [{"role":"user","content":"x"}], "stream": "yes"}',
-         "stream", "'stream' must be true or false"),
+        (
+            b'{"model": "chat", "messages": [{"role":"user","content":"x"}], "stream": "yes"}',
+            "stream",
+            "'stream' must be true or false",
+        ),
         (b"", None, "body is empty"),
         (b'{"model": NaN, "messages": []}', None, "not valid JSON"),
     ],
@@ -232,8 +265,11 @@ def test_upstream_client_errors_are_returned_not_retried(
 def test_client_mistakes_get_400_in_openai_shape(
     gateway: GatewayProcess, payload: bytes, param: str | None, fragment: str
 ) -> None:
-    response = httpx.post(gateway.base_url + "/chat/completions", content=payload,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=payload,
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -245,7 +281,8 @@ def test_client_mistakes_get_400_in_openai_shape(
 def test_unknown_model_and_route_and_method(gateway: GatewayProcess) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client(gateway).chat.completions.create(
-            model="no-such-model", messages=[{"role": "user", "content": "x"}])
+            model="no-such-model", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.code == "model_not_found"
     missing = httpx.get(gateway.url + "/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

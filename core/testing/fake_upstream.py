@@ -182,8 +182,13 @@ class FakeUpstream:
         except orjson.JSONDecodeError:
             body = raw
         self.requests.append(
-            Recorded(request.method, request.path, dict(request.query),
-                     {k.lower(): v for k, v in request.headers.items()}, body)
+            Recorded(
+                request.method,
+                request.path,
+                dict(request.query),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
         )
         behaviour = self._next()
         try:
@@ -207,19 +212,29 @@ class FakeUpstream:
             headers = {}
             if behaviour.retry_after is not None:
                 headers["retry-after"] = f"{behaviour.retry_after:g}"
-            payload = behaviour.body if behaviour.body is not None else orjson.dumps(
-                self.error_body(behaviour.status, behaviour.message, behaviour.code)
+            payload = (
+                behaviour.body
+                if behaviour.body is not None
+                else orjson.dumps(
+                    self.error_body(behaviour.status, behaviour.message, behaviour.code)
+                )
             )
-            return web.Response(body=payload, status=behaviour.status, headers=headers,
-                                content_type=behaviour.content_type)
+            return web.Response(
+                body=payload,
+                status=behaviour.status,
+                headers=headers,
+                content_type=behaviour.content_type,
+            )
         assert isinstance(behaviour, Reply | CutStream)
         delay = behaviour.delay if isinstance(behaviour, Reply) else 0.0
         if delay:
             await asyncio.sleep(delay)
         if self.wants_stream(request, body):
             return await self._stream(request, body, behaviour)
-        return web.Response(body=orjson.dumps(self.answer(request, body, behaviour)),
-                            content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(self.answer(request, body, behaviour)),
+            content_type="application/json",
+        )
 
     async def _stream(
         self, request: web.Request, body: Any, behaviour: Reply | CutStream
@@ -269,13 +284,23 @@ class FakeOpenAI(FakeUpstream):
     """OpenAI's wire format: ``/v1/chat/completions`` (JSON and SSE, tool calls when the
     request requires one, usage when asked) and ``/v1/embeddings`` (floats or base64)."""
 
-    _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
-                     403: "invalid_request_error", 404: "invalid_request_error",
-                     429: "rate_limit_error"}
+    _OPENAI_TYPES = {
+        400: "invalid_request_error",
+        401: "invalid_request_error",
+        403: "invalid_request_error",
+        404: "invalid_request_error",
+        429: "rate_limit_error",
+    }
 
     def error_body(self, status: int, message: str, code: str | None) -> Any:
-        return {"error": {"message": message, "type": self._OPENAI_TYPES.get(status, "server_error"),
-                          "param": None, "code": code}}
+        return {
+            "error": {
+                "message": message,
+                "type": self._OPENAI_TYPES.get(status, "server_error"),
+                "param": None,
+                "code": code,
+            }
+        }
 
     def _text(self, body: Any, behaviour: Reply | CutStream) -> str:
         if isinstance(behaviour, Reply) and behaviour.text is not None:
@@ -285,7 +310,8 @@ class FakeOpenAI(FakeUpstream):
     def _tool(self, body: Any) -> dict[str, Any] | None:
         tools = body.get("tools") or []
         if tools and body.get("tool_choice") not in (None, "auto", "none"):
-            return tools[0]["function"]
+            function: dict[str, Any] = tools[0]["function"]
+            return function
         return None
 
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
@@ -294,34 +320,53 @@ class FakeOpenAI(FakeUpstream):
         tool = self._tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if tool:
-            message["tool_calls"] = [{"id": "call_1", "type": "function",
-                                      "function": {"name": tool["name"],
-                                                   "arguments": '{"city": "Paris"}'}}]
+            message["tool_calls"] = [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": tool["name"], "arguments": '{"city": "Paris"}'},
+                }
+            ]
             finish = "tool_calls"
         else:
             message["content"] = self._text(body, behaviour)
             finish = "stop"
         return {
-            "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion",
-            "created": int(time.time()), "model": body.get("model"),
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
             "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
-                      "prompt_tokens_details": {"cached_tokens": 3}},
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": 11,
+                "completion_tokens": 7,
+                "total_tokens": 18,
+                "prompt_tokens_details": {"cached_tokens": 3},
+            },
         }
 
     def stream_events(
         self, request: web.Request, body: Any, behaviour: Reply | CutStream
     ) -> Iterator[bytes]:
-        base = {"id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body.get("model"),
-                "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+        }
         with_usage = (body.get("stream_options") or {}).get("include_usage") is True
 
         def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                          "logprobs": None}]}
+            chunk = {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+            }
             if with_usage:
                 chunk["usage"] = None
             return b"data: " + orjson.dumps(chunk) + b"\n\n"
@@ -329,8 +374,18 @@ class FakeOpenAI(FakeUpstream):
         yield event({"role": "assistant", "content": "", "refusal": None})
         tool = self._tool(body)
         if tool:
-            yield event({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                         "function": {"name": tool["name"], "arguments": ""}}]})
+            yield event(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": tool["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
             for part in ('{"ci', 'ty": "Pa', 'ris"}'):
                 yield event({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
             finish = "tool_calls"
@@ -354,5 +409,9 @@ class FakeOpenAI(FakeUpstream):
             if body.get("encoding_format") == "base64":
                 encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
             data.append({"object": "embedding", "index": i, "embedding": encoded})
-        return {"object": "list", "data": data, "model": body.get("model"),
-                "usage": {"prompt_tokens": len(items), "total_tokens": len(items)}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": len(items), "total_tokens": len(items)},
+        }

@@ -61,8 +61,16 @@ class GatewayProcess:
         return self.url + "/v1"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "plugway", "serve", "--port", str(self.port),
-               "--host", "127.0.0.1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "plugway",
+            "serve",
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+        ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         return cmd + self.args
@@ -75,7 +83,9 @@ class GatewayProcess:
                 self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p]
             )
         self.process = subprocess.Popen(
-            self.command(), env=env, stdout=subprocess.PIPE,
+            self.command(),
+            env=env,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._collect, daemon=True).start()
