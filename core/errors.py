@@ -26,7 +26,7 @@ same target or the next one) could help::
             ├── UpstreamRejected          4xx  not retryable: the provider refused this request
             │   ├── ContextWindowExceeded 400  routing may fall back to a larger context
             │   └── ContentFiltered       400  routing may fall back to another model
-            └── UpstreamStreamBroken      502  the stream failed after bytes reached the client
+            └── UpstreamStreamBroken      502  retryable: the stream broke (in-band once bytes went out)
 
 Messages must be safe to show a client: no keys, no upstream URLs with credentials. Put what is
 only for logs in ``extra``.
@@ -246,6 +246,10 @@ class ContentFiltered(UpstreamRejected):
 
 
 class UpstreamStreamBroken(UpstreamError):
+    """Retryable while nothing has reached the client; after that the core ends the stream
+    with this error in-band instead."""
+
+    retryable = True
     default_code = "upstream_stream_broken"
 
 
