@@ -115,6 +115,17 @@ def load_plugins(
         seen[name] = "(passed in)"
         module = getattr(plugin, "__name__", type(plugin).__name__)
         infos.append(_register(pm, name, plugin, "(passed in)", "", module))
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or "?"
+        info = next((i for i in infos if i.name == name), None)
+        raise PluginLoadError(
+            name,
+            info.distribution if info else "?",
+            f"{exc}; plugway has no such hook (see plugway.hooks.hookspecs), or mark it "
+            "@hookimpl(optionalhook=True) if another plugin defines it",
+        ) from exc
     unknown = sorted(from_config - set(seen))
     if unknown:
         raise ConfigError(

@@ -64,9 +64,15 @@ targets = [{{ provider = "primary", model = "text-embedding-3-small" }}]
 
 
 @pytest.fixture(scope="session")
-def gateway(primary: FakeOpenAI, backup: FakeOpenAI) -> Iterator[GatewayProcess]:
+def two_targets(primary: FakeOpenAI, backup: FakeOpenAI) -> str:
+    """Config text: model ``chat`` over primary then backup, ``solo`` and ``embed`` on primary."""
+    return two_target_config(primary, backup)
+
+
+@pytest.fixture(scope="session")
+def gateway(two_targets: str) -> Iterator[GatewayProcess]:
     """The gateway with two OpenAI-format targets behind the model ``chat``."""
-    with GatewayProcess(two_target_config(primary, backup)) as gw:
+    with GatewayProcess(two_targets) as gw:
         yield gw
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from plugway.testing import FakeOpenAI, GatewayProcess, Hang, Reply
 
 
@@ -78,7 +77,9 @@ def test_disconnect_mid_stream_cancels_upstream(gw: GatewayProcess, slow: FakeOp
     before = len(_records_with(gw, 499, 0))
     with (
         httpx.Client() as client,
-        client.stream("POST", gw.base_url + "/chat/completions", json={**BODY, "stream": True}) as r,
+        client.stream(
+            "POST", gw.base_url + "/chat/completions", json={**BODY, "stream": True}
+        ) as r,
     ):
         lines = r.iter_lines()
         assert next(lines).startswith("data: ")

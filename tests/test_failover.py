@@ -8,7 +8,6 @@ import time
 import httpx
 import openai
 import pytest
-
 from plugway.testing import CutStream, FakeOpenAI, GatewayProcess, Hang, Reply, Reset, Status
 
 MESSAGES = [{"role": "user", "content": "ping"}]
@@ -129,7 +128,10 @@ def test_exhausted_route_answers_with_should_retry_false(
     assert response.headers["x-plugway-attempts"] == "2"
     error = response.json()["error"]
     assert error["code"] == code
-    assert "primary/gpt-4o-mini" in error["message"] and "backup/gpt-4o-mini-backup" in error["message"]
+    assert (
+        "primary/gpt-4o-mini" in error["message"]
+        and "backup/gpt-4o-mini-backup" in error["message"]
+    )
     assert "sk-" not in response.text
 
 
@@ -182,7 +184,7 @@ def test_stream_broken_after_first_byte_ends_with_in_band_error(
     # and the SDK raises on it
     primary.script(CutStream(after=2))
     stream = client(gateway).chat.completions.create(model="chat", messages=MESSAGES, stream=True)
-    with pytest.raises(openai.APIError, match="broke|ended before"):
+    with pytest.raises(openai.APIError, match=r"broke|ended before"):
         for _ in stream:
             pass
 
