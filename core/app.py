@@ -16,6 +16,7 @@ from plugway import errors, pipeline
 from plugway.context import RequestContext, new_request_id
 from plugway.errors import GatewayError, InvalidRequest
 from plugway.gateway import Gateway, load_gateway
+from plugway.logs import configure_logging
 from plugway.sse import DONE, sse_event
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
@@ -23,6 +24,7 @@ from sanic.exceptions import SanicException
 _app_numbers = itertools.count(1)
 JSON = "application/json"
 OVERRIDES_ENV = "PLUGWAY_SERVER_OVERRIDES"
+LOG_LEVEL_ENV = "PLUGWAY_LOG_LEVEL"
 
 
 def create_app(gateway: Gateway) -> Sanic[Any, Any]:
@@ -81,6 +83,7 @@ def _route_name(path: str) -> str:
 def app_from_environment() -> Sanic[Any, Any]:
     """The factory each worker calls under ``--workers N``: config path from
     ``PLUGWAY_CONFIG``, ``--host``/``--port`` from ``PLUGWAY_SERVER_OVERRIDES``."""
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "INFO"))
     overrides = orjson.loads(os.environ.get(OVERRIDES_ENV, "{}"))
     return create_app(load_gateway(overrides=overrides))
 

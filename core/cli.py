@@ -65,7 +65,7 @@ def serve(args: argparse.Namespace) -> int:
     gateway = load_gateway(args.config, overrides=overrides)
     server = gateway.config.server
     _print_banner(gateway)
-    from plugway.app import OVERRIDES_ENV, create_app
+    from plugway.app import LOG_LEVEL_ENV, OVERRIDES_ENV, create_app
 
     if server.workers == 1:
         app = create_app(gateway)
@@ -82,6 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     os.environ[OVERRIDES_ENV] = orjson.dumps(overrides).decode()
+    os.environ[LOG_LEVEL_ENV] = args.log_level
     loader = AppLoader(factory=partial(app_from_environment))
     app = loader.load()
     app.prepare(
