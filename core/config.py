@@ -51,20 +51,11 @@ class RoutingConfig:
 
 
 @attrs.define(kw_only=True)
-class PriceConfig:
-    input: float = 0.0
-    output: float = 0.0
-    cached_input: float | None = None
-    cache_write: float | None = None
-    reasoning: float | None = None
-
-
-@attrs.define(kw_only=True)
 class TargetConfig:
     provider: str
     model: str
     weight: float = 1.0
-    price: PriceConfig | None = None
+    price: Price | None = None
     region: str | None = None
     tags: list[str] = attrs.field(factory=list)
 
@@ -108,7 +99,7 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
             provider=t.provider,
             model=t.model,
             weight=t.weight,
-            price=None if t.price is None else Price(**attrs.asdict(t.price)),
+            price=t.price,
             region=t.region,
             tags=tuple(t.tags),
         )

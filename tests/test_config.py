@@ -3,8 +3,6 @@ all of them in one message, never a traceback."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from plugway.gateway import load_gateway
 from plugway.hookcall import HookRunner
 from plugway.plugin_loader import load_plugins
 from plugway.registry import Registry
+from plugway.testing import run_plugway
 
 GOOD = """
 [providers.primary]
@@ -197,24 +196,11 @@ def test_build_config_rejects_non_table_sections() -> None:
     ]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "plugway", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 def test_check_prints_routing_table_with_keys_masked(tmp_path: Path) -> None:
     path = tmp_path / "plugway.toml"
     path.write_text(GOOD)
-    import os
-
     secret = "sk-from-env-SECRET-0123456789"
-    result = run_cli("check", str(path), env={**os.environ, "PRIMARY_KEY": secret})
+    result = run_plugway("check", str(path), env={"PRIMARY_KEY": secret})
     assert result.returncode == 0, result.stderr
     assert secret not in result.stdout and "sk-backup-abcdefghijklmnop" not in result.stdout
     assert "api_key=sk-...(29 chars)" in result.stdout
@@ -226,7 +212,7 @@ def test_check_prints_routing_table_with_keys_masked(tmp_path: Path) -> None:
 def test_check_reports_errors_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "plugway.toml"
     path.write_text('[providers.p]\ntype = "opnai"\n')
-    result = run_cli("check", str(path))
+    result = run_plugway("check", str(path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     types = ", ".join(sorted(_registry().providers))

@@ -42,7 +42,7 @@ def test_failover_on_each_failure_class(
     assert raw.headers["x-plugway-model"] == "gpt-4o-mini-backup"
     assert raw.headers["x-plugway-attempts"] == "2"
     assert len(primary.requests) == 1 and len(backup.requests) == 1
-    record = _record(gateway, raw.headers["x-request-id"])
+    record = gateway.request_record(raw.headers["x-request-id"])
     assert [a["target"] for a in record["attempts"]] == [
         "primary/gpt-4o-mini",
         "backup/gpt-4o-mini-backup",
@@ -69,7 +69,7 @@ targets = [{{ provider = "dead", model = "m" }}, {{ provider = "backup", model =
 """)  # type: ignore[operator]
     raw = client(gw).chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
     assert raw.headers["x-plugway-provider"] == "backup"
-    record = _record(gw, raw.headers["x-request-id"])
+    record = gw.request_record(raw.headers["x-request-id"])
     assert record["attempts"][0]["error"] == "UpstreamConnectError"
 
 
@@ -196,15 +196,5 @@ def test_hanging_target_times_out_and_fails_over(
     raw = client(gateway).chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
     assert raw.headers["x-plugway-provider"] == "backup"
     assert primary.wait_for(lambda: primary.disconnects == 1)
-    record = _record(gateway, raw.headers["x-request-id"])
+    record = gateway.request_record(raw.headers["x-request-id"])
     assert record["attempts"][0]["error"] == "UpstreamTimeout"
-
-
-def _record(gw: GatewayProcess, request_id: str) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for record in gw.request_logs():
-            if record["request_id"] == request_id:
-                return record
-        time.sleep(0.02)
-    raise AssertionError(f"no request log line for {request_id}")

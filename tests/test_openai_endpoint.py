@@ -113,18 +113,9 @@ def test_stream_without_usage_drops_the_usage_chunk_but_logs_usage(
     # the gateway asked the upstream for usage anyway, so it can account for it
     assert primary.requests[-1].body["stream_options"] == {"include_usage": True}
     request_id = stream.response.headers["x-request-id"]
-    record = _record(gateway, request_id)
+    record = gateway.request_record(request_id)
     assert record["usage"]["total_tokens"] == 18
     assert record["ttft_ms"] is not None and record["finish_reason"] == "stop"
-
-
-def _record(gw: GatewayProcess, request_id: str) -> dict[str, object]:
-    for _ in range(100):
-        for record in gw.request_logs():
-            if record["request_id"] == request_id:
-                return record
-        asyncio.run(asyncio.sleep(0.05))
-    raise AssertionError(f"no log record for {request_id}")
 
 
 def test_streamed_tool_call_arrives_whole(gateway: GatewayProcess) -> None:

@@ -4,16 +4,13 @@ fail loudly and clearly when broken, and are listed with their hooks."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from plugway.testing import FakeOpenAI, GatewayProcess, Status
+from plugway.testing import FakeOpenAI, GatewayProcess, Status, run_plugway
 
 PKGS = Path(__file__).parent / "plugin_pkgs"
 SHOUT = PKGS / "site"
@@ -99,29 +96,12 @@ def test_plugins_endpoint_lists_every_plugin_and_its_hooks(shout_gateway: Gatewa
     assert listed["fallback"]["strategies"] == ["fallback"]
 
 
-def run_cli(
-    *args: str, pythonpath: Path | None = None, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGWAY_")}
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath)
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "plugway", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 def test_cli_lists_plugins() -> None:
-    result = run_cli("plugins", "--json", pythonpath=SHOUT)
+    result = run_plugway("plugins", "--json", pythonpath=[SHOUT])
     assert result.returncode == 0, result.stderr
     names = {p["name"] for p in json.loads(result.stdout)["plugins"]}
     assert names >= BUILTINS | {"shout"}
-    text = run_cli("plugins", pythonpath=SHOUT).stdout
+    text = run_plugway("plugins", pythonpath=[SHOUT]).stdout
     assert "shout  (plugway-shout 1.0)  plugway_shout" in text
     assert "    hooks: on_failure, post_response, pre_route" in text
 
@@ -142,21 +122,21 @@ def test_disabled_by_environment(two_targets: str) -> None:
 def test_disabled_by_config(tmp_path: Path) -> None:
     path = tmp_path / "plugway.toml"
     path.write_text('[plugins]\ndisabled = ["shout", "request_logger"]\n')
-    result = run_cli("plugins", "--json", "--config", str(path), pythonpath=SHOUT)
+    result = run_plugway("plugins", "--json", "--config", str(path), pythonpath=[SHOUT])
     described = json.loads(result.stdout)
     assert {"shout", "request_logger"}.isdisjoint(p["name"] for p in described["plugins"])
     assert described["disabled"] == ["request_logger", "shout"]
 
 
 def test_broken_plugin_stops_startup_with_one_clear_message() -> None:
-    result = run_cli("serve", "--port", "0", pythonpath=BROKEN)
+    result = run_plugway("serve", "--port", "0", pythonpath=[BROKEN])
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "plugway: plugin 'broken' (from distribution plugway-broken) failed to load: "
         "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
     )
     # and disabling it is the way out
-    rescued = run_cli("plugins", pythonpath=BROKEN, extra_env={"PLUGWAY_DISABLE_PLUGINS": "broken"})
+    rescued = run_plugway("plugins", pythonpath=[BROKEN], env={"PLUGWAY_DISABLE_PLUGINS": "broken"})
     assert rescued.returncode == 0
     assert "plugway_broken" not in rescued.stdout
     assert rescued.stdout.endswith("disabled: broken\n")

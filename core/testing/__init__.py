@@ -12,7 +12,7 @@ from plugway.testing.fake_upstream import (
     Reset,
     Status,
 )
-from plugway.testing.gateway_process import GatewayProcess, free_port
+from plugway.testing.gateway_process import GatewayProcess, free_port, run_plugway
 
 __all__ = [
     "Behaviour",
@@ -26,4 +26,5 @@ __all__ = [
     "Reset",
     "Status",
     "free_port",
+    "run_plugway",
 ]

@@ -24,6 +24,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_environment(
+    env: Mapping[str, str] | None = None, pythonpath: Sequence[str | Path] = ()
+) -> dict[str, str]:
+    """This process's environment without ``PLUGWAY_*`` settings, plus ``env``, with
+    ``pythonpath`` entries in front of ``PYTHONPATH``."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("PLUGWAY_")}
+    out.update(env or {})
+    if pythonpath:
+        out["PYTHONPATH"] = os.pathsep.join(
+            [str(p) for p in pythonpath] + [p for p in [out.get("PYTHONPATH")] if p]
+        )
+    return out
+
+
+def run_plugway(
+    *args: str, env: Mapping[str, str] | None = None, pythonpath: Sequence[str | Path] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``plugway`` CLI in a child process and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "plugway", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_environment(env, pythonpath),
+    )
+
+
 class GatewayProcess:
     """``plugway serve`` with a config given as TOML text (or a path, or nothing for the
     built-in default). ``env`` adds environment variables; ``pythonpath`` entries are put in
@@ -76,12 +104,7 @@ class GatewayProcess:
         return cmd + self.args
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGWAY_")}
-        env.update(self.env)
-        if self.pythonpath:
-            env["PYTHONPATH"] = os.pathsep.join(
-                self.pythonpath + [p for p in [env.get("PYTHONPATH")] if p]
-            )
+        env = child_environment(self.env, self.pythonpath)
         self.process = subprocess.Popen(
             self.command(),
             env=env,
@@ -123,6 +146,17 @@ class GatewayProcess:
                     records.append(orjson.loads(line))
             if len(records) >= wait_for or time.monotonic() > deadline:
                 return records
+            time.sleep(0.02)
+
+    def request_record(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The request log record of one request, waiting for it to be written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in self.request_logs():
+                if record["request_id"] == request_id:
+                    return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no request log record for {request_id}")
             time.sleep(0.02)
 
     def stop(self) -> None:
