@@ -153,7 +153,7 @@ class OpenAIChunkStream(ChunkStream):
                 if not events:
                     continue
                 if b"[DONE]" in events:
-                    events, done = _strip_done(events), True
+                    events, done = _strip_done(events)
                 if _USAGE_MARK in events:
                     events = self._take_usage(events)
                 if b'"finish_reason":"' in events or b'"finish_reason": "' in events:
@@ -195,10 +195,11 @@ class OpenAIChunkStream(ChunkStream):
         await self.response.aclose()
 
 
-def _strip_done(events: bytes) -> bytes:
-    return b"".join(
-        b"data: " + payload + b"\n\n" for payload in iter_data(events) if payload != b"[DONE]"
-    )
+def _strip_done(events: bytes) -> tuple[bytes, bool]:
+    """The events without the ``[DONE]`` event, and whether there was one."""
+    payloads = list(iter_data(events))
+    kept = [b"data: " + payload + b"\n\n" for payload in payloads if payload != b"[DONE]"]
+    return b"".join(kept), len(kept) < len(payloads)
 
 
 @hookimpl
