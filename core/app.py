@@ -193,15 +193,19 @@ def new_context(request: Request, endpoint: str) -> RequestContext:
 async def serve_complete(gw: Gateway, ctx: RequestContext, method: str) -> HTTPResponse:
     try:
         response = await pipeline.complete(gw, ctx, method)
-        ctx.status, ctx.ended = 200, time.monotonic()
-        await gw.hooks.notify(
-            "post_response", propagate=(GatewayError,), ctx=ctx, response=response
-        )
     except GatewayError as exc:
         return failed(gw, ctx, exc)
     except asyncio.CancelledError:
         client_gone(gw, ctx)
         raise
+    ctx.status, ctx.ended = 200, time.monotonic()
+    try:
+        await gw.hooks.notify(
+            "post_response", propagate=(GatewayError,), ctx=ctx, response=response
+        )
+    except GatewayError as exc:  # a response filter refused the answer
+        ctx.error, ctx.status = exc, exc.status
+        return error_response(exc, ctx.request_id, decision_headers(ctx))
     body = response.raw if response.raw is not None else orjson.dumps(response.body)
     return HTTPResponse(body, status=200, headers=decision_headers(ctx), content_type=JSON)
 
