@@ -199,13 +199,9 @@ async def serve_complete(gw: Gateway, ctx: RequestContext, method: str) -> HTTPR
         client_gone(gw, ctx)
         raise
     ctx.status, ctx.ended = 200, time.monotonic()
-    try:
-        await gw.hooks.notify(
-            "post_response", propagate=(GatewayError,), ctx=ctx, response=response
-        )
-    except GatewayError as exc:  # a response filter refused the answer
-        ctx.error, ctx.status = exc, exc.status
-        return error_response(exc, ctx.request_id, decision_headers(ctx))
+    refusal = await pipeline.observe_success(gw, ctx, response)
+    if refusal is not None:
+        return error_response(refusal, ctx.request_id, decision_headers(ctx))
     body = response.raw if response.raw is not None else orjson.dumps(response.body)
     return HTTPResponse(body, status=200, headers=decision_headers(ctx), content_type=JSON)
 

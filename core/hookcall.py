@@ -83,21 +83,13 @@ class HookRunner:
                 value = result
         return value
 
-    async def notify(
-        self,
-        hook_name: str,
-        propagate: tuple[type[BaseException], ...] = (),
-        **kwargs: Any,
-    ) -> None:
-        """Call every impl; log and swallow what any of them raises (fail open), except the
-        exception types in ``propagate``."""
+    async def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every impl; log and swallow what any of them raises (fail open)."""
         for impl in self._impls.get(hook_name, ()):
             try:
                 result = impl.call(kwargs)
                 if inspect.isawaitable(result):
                     await result
-            except propagate:
-                raise
             except Exception:
                 logger.opt(exception=True).error(
                     "plugin {!r} failed in hook {}", impl.plugin, hook_name

@@ -4,6 +4,7 @@ the plan with its attempts, timeouts, failure decisions and the overall deadline
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -151,6 +152,30 @@ async def complete(gw: Gateway, ctx: RequestContext, method: str) -> ProviderRes
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         ctx.finish_reason = choices[0].get("finish_reason")
     return response
+
+
+async def observe_success(
+    gw: Gateway, ctx: RequestContext, response: ProviderResponse
+) -> GatewayError | None:
+    """Run ``post_response`` for a non-streamed success before it is sent.
+
+    A filter may rewrite ``response`` or refuse it with a GatewayError: the first refusal is
+    returned (and recorded on ``ctx``), and the impls after it see ``response=None`` and the
+    error, so the refusal is still logged and counted. Other exceptions are logged (fail open).
+    """
+    refusal: GatewayError | None = None
+    for impl in gw.hooks.impls("post_response"):
+        try:
+            result = impl.call({"ctx": ctx, "response": None if refusal else response})
+            if inspect.isawaitable(result):
+                await result
+        except GatewayError as exc:
+            if refusal is None:
+                refusal = exc
+                ctx.error, ctx.status = exc, exc.status
+        except Exception:
+            logger.opt(exception=True).error("plugin {!r} failed in post_response", impl.plugin)
+    return refusal
 
 
 @attrs.define

@@ -143,7 +143,7 @@ def _register(
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginLoadError(name, dist, exc) from exc
     _refuse_wrappers(pm, plugin, name, dist)
-    hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
+    hooks = tuple(sorted({caller.name for caller in pm.get_hookcallers(plugin) or ()}))
     return PluginInfo(
         name=name,
         distribution=dist,

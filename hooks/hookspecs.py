@@ -166,9 +166,10 @@ def post_response(ctx: RequestContext, response: ProviderResponse | None) -> Non
     * non-streamed success: after the upstream answered and *before* the client gets it, with
       the complete ``response``. A response filter may rewrite it with
       ``response.replace_body(...)`` or refuse it by raising a
-      :class:`plugway.errors.GatewayError`, which the client then gets instead and which
-      stops the impls after it (so mark a filter ``tryfirst=True``); a plugin may add headers
-      for the client in ``ctx.response_headers`` (a cost header, say).
+      :class:`plugway.errors.GatewayError`, which the client then gets instead; the impls
+      after it are called with ``response=None`` and ``ctx.error`` set, so the refusal is
+      still logged (mark a filter ``tryfirst=True``). A plugin may add headers for the client
+      in ``ctx.response_headers`` (a cost header, say).
     * streams: once, after the stream has ended (completed, failed or cancelled), with
       ``response=None`` and ``ctx.usage`` holding the stream's usage when the upstream sent it.
     * failures: with ``response=None``; ``ctx.error`` and ``ctx.status`` say what the client got.

@@ -60,6 +60,24 @@ def test_plugin_rejects_in_pre_route_with_its_own_error(shout_gateway: GatewayPr
     assert caught.value.code == "shout_forbidden"
 
 
+def test_response_filter_rewrites_or_refuses_the_answer(
+    shout_gateway: GatewayProcess,
+) -> None:
+    redacted = sdk(shout_gateway).chat.completions.create(
+        model="chat", messages=MESSAGES, extra_body={"metadata": {"filter": "redact"}}
+    )
+    assert redacted.choices[0].message.content == "[redacted]"
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk(shout_gateway).chat.completions.create(
+            model="chat", messages=MESSAGES, extra_body={"metadata": {"filter": "refuse"}}
+        )
+    assert caught.value.code == "answer_refused"
+    request_id = caught.value.response.headers["x-request-id"]
+    record = shout_gateway.request_record(request_id)
+    assert (record["status"], record["error"]) == (403, "answer_refused")
+    assert [r["request_id"] for r in shout_gateway.request_logs()].count(request_id) == 1
+
+
 def test_plugin_rewrites_stream_chunks(shout_gateway: GatewayProcess) -> None:
     stream = sdk(shout_gateway).chat.completions.create(
         model="chat", messages=MESSAGES, stream=True

@@ -10,7 +10,6 @@ import httpx
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from plugway.builtin_providers.openai import OpenAIChunkStream
 from plugway.sse import EventSplitter, iter_data
 
@@ -28,7 +27,9 @@ def chunk(delta: dict[str, object], finish: str | None = None) -> dict[str, obje
 EVENTS = [
     chunk({"role": "assistant", "content": ""}),
     chunk({"content": "Hel"}),
-    chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}]}),
+    chunk(
+        {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}]}
+    ),
     chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": "\\n\\n"}'}}]}),
     chunk({}, "tool_calls"),
     {"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": {"total_tokens": 9}},

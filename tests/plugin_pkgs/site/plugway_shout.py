@@ -45,6 +45,20 @@ async def post_response(ctx, response):
         ctx.response_headers["x-shout"] = ctx.tags.get("shout", "missing")
 
 
+@hookimpl(tryfirst=True, specname="post_response")
+def filter_answer(ctx, response):
+    wants = ctx.body.get("metadata", {}).get("filter")
+    if response is None or wants is None:
+        return
+    if wants == "refuse":
+        raise PermissionDenied("the shout filter refused the answer", code="answer_refused")
+    body = dict(response.body)
+    body["choices"] = [
+        {**c, "message": {**c["message"], "content": "[redacted]"}} for c in body["choices"]
+    ]
+    response.replace_body(body)
+
+
 @hookimpl
 def register_routes(app: Sanic, config):
     async def shout(request):
