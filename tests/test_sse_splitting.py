@@ -4,6 +4,7 @@ chunks, the client gets the same whole events, usage is read, and [DONE] is left
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import httpx
@@ -39,7 +40,7 @@ BODY = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in EVENTS) + b"data:
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 class Chunks(httpx.AsyncByteStream):
