@@ -8,15 +8,14 @@ usage counted in whitespace-separated tokens, and deterministic embeddings (floa
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
+from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
@@ -127,24 +126,15 @@ class FakeProvider(Provider):
         items = [inputs] if isinstance(inputs, str) else list(inputs or [])
         dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else None
         size = dims or self.settings.dimensions
-        as_base64 = body.get("encoding_format") == "base64"
-        data = []
-        for index, item in enumerate(items):
-            vector = embed(str(item), size)
-            encoded: Any = (
-                base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
-                if as_base64
-                else vector
-            )
-            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        vectors = [embed(str(item), size) for item in items]
         tokens = sum(_count(str(item)) for item in items)
         return ProviderResponse(
-            body={
-                "object": "list",
-                "data": data,
-                "model": target.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
+            body=embeddings_body(
+                vectors,
+                model=target.model,
+                encoding_format=body.get("encoding_format"),
+                prompt_tokens=tokens,
+            )
         )
 
 

@@ -12,11 +12,13 @@ from plugway.testing.fake_upstream import (
     Reset,
     Status,
 )
+from plugway.testing.fake_gemini import FakeGemini
 from plugway.testing.gateway_process import GatewayProcess, free_port, run_plugway
 
 __all__ = [
     "Behaviour",
     "CutStream",
+    "FakeGemini",
     "FakeOpenAI",
     "FakeUpstream",
     "GatewayProcess",
