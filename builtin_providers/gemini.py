@@ -16,7 +16,6 @@ from urllib.parse import quote
 import attrs
 import httpx
 import orjson
-
 from plugway.builtin_providers import gemini_format as fmt
 from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
@@ -57,8 +56,13 @@ class GeminiProvider(Provider):
             data = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             data = None
-        return fmt.error_from_gemini(response.status_code, data, response.headers, self.name,
-                                     retry_after=parse_retry_after(response.headers))
+        return fmt.error_from_gemini(
+            response.status_code,
+            data,
+            response.headers,
+            self.name,
+            retry_after=parse_retry_after(response.headers),
+        )
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -74,7 +78,8 @@ class GeminiProvider(Provider):
         if not isinstance(data, dict):
             raise UpstreamUnavailable(
                 f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name, upstream_status=response.status_code,
+                provider=self.name,
+                upstream_status=response.status_code,
             )
         return data
 
@@ -94,8 +99,10 @@ class GeminiProvider(Provider):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         request = self.client.build_request(
-            "POST", self._path(target.model, "streamGenerateContent"),
-            params={"alt": "sse"}, content=orjson.dumps(payload),
+            "POST",
+            self._path(target.model, "streamGenerateContent"),
+            params={"alt": "sse"},
+            content=orjson.dumps(payload),
             headers={"accept": "text/event-stream"},
         )
         try:
@@ -110,8 +117,9 @@ class GeminiProvider(Provider):
             finally:
                 await response.aclose()
             raise self._error(response, content)
-        translator = fmt.StreamTranslator(model=target.model, include_usage=include_usage,
-                                          provider=self.name)
+        translator = fmt.StreamTranslator(
+            model=target.model, include_usage=include_usage, provider=self.name
+        )
         return GeminiChunkStream(response, translator, self.name)
 
     async def embeddings(
@@ -121,9 +129,13 @@ class GeminiProvider(Provider):
         data = await self._post(self._path(target.model, method), payload)
         vectors = fmt.embedding_vectors(data)
         # Gemini's embedding answers carry no token count; usage is reported as 0.
-        return ProviderResponse(body=embeddings_body(
-            vectors, model=target.model, encoding_format=body.get("encoding_format"),
-        ))
+        return ProviderResponse(
+            body=embeddings_body(
+                vectors,
+                model=target.model,
+                encoding_format=body.get("encoding_format"),
+            )
+        )
 
 
 class GeminiChunkStream(ChunkStream):

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-
 from plugway.errors import (
     ContentFiltered,
     ContextWindowExceeded,
@@ -91,11 +90,32 @@ def usage_from_gemini(meta: Any) -> dict[str, Any] | None:
 
 #: What Gemini's ``Schema`` (a subset of OpenAPI 3.0) accepts; anything else is rejected with
 #: 400 "Invalid JSON payload received. Unknown name ...", so it is dropped.
-_SCHEMA_KEYS = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
-    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
-    "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
-})
+_SCHEMA_KEYS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    }
+)
 _REF = re.compile(r"^#/(?:\$defs|definitions)/(.+)$")
 
 
@@ -131,8 +151,9 @@ def clean_schema(schema: Any, defs: Mapping[str, Any] | None = None, depth: int 
             options = [clean_schema(v, defs, depth + 1) for v in value]
             if any(o.get("type") == "null" for o in options if isinstance(o, dict)):
                 out["nullable"] = True
-                options = [o for o in options if not (isinstance(o, dict)
-                                                      and o.get("type") == "null")]
+                options = [
+                    o for o in options if not (isinstance(o, dict) and o.get("type") == "null")
+                ]
             if len(options) == 1 and isinstance(options[0], dict):
                 out.update(options[0])
             elif options:
@@ -182,8 +203,9 @@ def _media_part(url: str, default_mime: str) -> dict[str, Any]:
         try:
             base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidRequest("an image_url data URL does not hold valid base64",
-                                 param="messages") from None
+            raise InvalidRequest(
+                "an image_url data URL does not hold valid base64", param="messages"
+            ) from None
         return {"inlineData": {"mimeType": match.group(1) or default_mime, "data": data}}
     if url.startswith("data:"):
         raise InvalidRequest("only base64 data URLs are supported", param="messages")
@@ -197,8 +219,9 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
-        raise InvalidRequest("a message's content must be a string or a list of parts",
-                             param="messages")
+        raise InvalidRequest(
+            "a message's content must be a string or a list of parts", param="messages"
+        )
     parts: list[dict[str, Any]] = []
     for part in content:
         if not isinstance(part, Mapping):
@@ -213,22 +236,31 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
                 parts.append(_media_part(url, "image/jpeg"))
         elif kind == "input_audio":
             audio = part.get("input_audio") or {}
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}",
-                                         "data": audio.get("data", "")}})
+            parts.append(
+                {
+                    "inlineData": {
+                        "mimeType": f"audio/{audio.get('format', 'wav')}",
+                        "data": audio.get("data", ""),
+                    }
+                }
+            )
         elif kind == "file":
             file = part.get("file") or {}
             data = file.get("file_data")
             if isinstance(data, str):
                 parts.append(_media_part(data, "application/pdf"))
         else:
-            raise InvalidRequest(f"content part type {kind!r} is not supported for Gemini",
-                                 param="messages")
+            raise InvalidRequest(
+                f"content part type {kind!r} is not supported for Gemini", param="messages"
+            )
     return parts
 
 
 def _tool_response(content: Any) -> dict[str, Any]:
-    text = content if isinstance(content, str) else " ".join(
-        str(p.get("text", "")) for p in content or [] if isinstance(p, Mapping)
+    text = (
+        content
+        if isinstance(content, str)
+        else " ".join(str(p.get("text", "")) for p in content or [] if isinstance(p, Mapping))
     )
     try:
         value = orjson.loads(text)
@@ -280,17 +312,25 @@ def _contents(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[
             add("model", parts)
         elif role == "tool":
             call_id = str(message.get("tool_call_id"))
-            name = names.get(call_id) or message.get("name")
+            name = names.get(call_id) or str(message.get("name") or "")
             if not name:
                 raise InvalidRequest(
                     f"messages[{i}].tool_call_id {call_id!r} answers no earlier tool call",
                     param="messages",
                 )
-            add("user", [{"functionResponse": {
-                "name": name, "response": _tool_response(message.get("content"))}}])
+            add(
+                "user",
+                [
+                    {
+                        "functionResponse": {
+                            "name": name,
+                            "response": _tool_response(message.get("content")),
+                        }
+                    }
+                ],
+            )
         else:
-            raise InvalidRequest(f"messages[{i}].role {role!r} is not supported",
-                                 param="messages")
+            raise InvalidRequest(f"messages[{i}].role {role!r} is not supported", param="messages")
     return system, contents
 
 
@@ -324,15 +364,22 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
         name = (choice.get("function") or {}).get("name")
         if isinstance(name, str):
             return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
-    raise InvalidRequest("tool_choice must be auto, none, required or a named function",
-                         param="tool_choice")
+    raise InvalidRequest(
+        "tool_choice must be auto, none, required or a named function", param="tool_choice"
+    )
 
 
 def _generation_config(body: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    simple = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-              ("seed", "seed"), ("presence_penalty", "presencePenalty"),
-              ("frequency_penalty", "frequencyPenalty"), ("n", "candidateCount"))
+    simple = (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+        ("n", "candidateCount"),
+    )
     for name, gemini in simple:
         if body.get(name) is not None:
             config[gemini] = body[name]
@@ -368,8 +415,9 @@ def to_gemini_request(body: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("messages must be a non-empty list", param="messages")
     system, contents = _contents(messages)
     if not contents:
-        raise InvalidRequest("messages need at least one user or assistant message for Gemini",
-                             param="messages")
+        raise InvalidRequest(
+            "messages need at least one user or assistant message for Gemini", param="messages"
+        )
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -382,9 +430,12 @@ def to_gemini_request(body: Mapping[str, Any]) -> dict[str, Any]:
     config = _generation_config(body)
     if config:
         out["generationConfig"] = config
-    for name, gemini in (("safety_settings", "safetySettings"),
-                         ("safetySettings", "safetySettings"),
-                         ("cached_content", "cachedContent"), ("cachedContent", "cachedContent")):
+    for name, gemini in (
+        ("safety_settings", "safetySettings"),
+        ("safetySettings", "safetySettings"),
+        ("cached_content", "cachedContent"),
+        ("cachedContent", "cachedContent"),
+    ):
         if body.get(name) is not None:
             out[gemini] = body[name]
     return out
@@ -397,13 +448,16 @@ def model_path(model: str) -> str:
 
 # -- responses ---------------------------------------------------------------------------------
 
+
 def _blocked(data: Mapping[str, Any], provider: str) -> ContentFiltered | None:
     feedback = data.get("promptFeedback")
     reason = feedback.get("blockReason") if isinstance(feedback, Mapping) else None
     if reason and not data.get("candidates"):
         return ContentFiltered(
             f"Gemini blocked the prompt (blockReason {reason})",
-            provider=provider, upstream_status=200, param="messages",
+            provider=provider,
+            upstream_status=200,
+            param="messages",
         )
     return None
 
@@ -426,8 +480,10 @@ def _tool_call(call: Mapping[str, Any], signature: Any) -> dict[str, Any]:
     return {
         "id": tool_call_id(signature),
         "type": "function",
-        "function": {"name": call.get("name", ""),
-                     "arguments": orjson.dumps(call.get("args") or {}).decode()},
+        "function": {
+            "name": call.get("name", ""),
+            "arguments": orjson.dumps(call.get("args") or {}).decode(),
+        },
     }
 
 
@@ -445,12 +501,14 @@ def from_gemini_response(
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         if calls:
             message["tool_calls"] = calls
-        choices.append({
-            "index": candidate.get("index", position),
-            "message": message,
-            "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
-            "logprobs": None,
-        })
+        choices.append(
+            {
+                "index": candidate.get("index", position),
+                "message": message,
+                "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+                "logprobs": None,
+            }
+        )
     body: dict[str, Any] = {
         "id": "chatcmpl-" + str(data.get("responseId") or uuid.uuid4().hex),
         "object": "chat.completion",
@@ -508,16 +566,25 @@ class StreamTranslator:
         return b""
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": choices, **extra}
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            **extra,
+        }
 
     def _delta(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         if index not in self._started:
             self._started.add(index)
             delta = {"role": "assistant", **delta}
             delta.setdefault("content", "")
-        return sse_event(self._chunk([{"index": index, "delta": delta,
-                                       "finish_reason": finish, "logprobs": None}]))
+        return sse_event(
+            self._chunk(
+                [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]
+            )
+        )
 
     def _translate(self, payload: bytes) -> bytes:
         try:
@@ -530,8 +597,7 @@ class StreamTranslator:
         if not isinstance(data, dict):
             return b""
         if isinstance(data.get("error"), Mapping):
-            raise error_from_gemini(_int(data["error"].get("code")) or 500, data, {},
-                                    self.provider)
+            raise error_from_gemini(_int(data["error"].get("code")) or 500, data, {}, self.provider)
         blocked = _blocked(data, self.provider)
         if blocked:
             raise blocked
@@ -571,6 +637,7 @@ class StreamTranslator:
 
 # -- embeddings --------------------------------------------------------------------------------
 
+
 def embedding_inputs(body: Mapping[str, Any]) -> list[str]:
     """The texts of an OpenAI embeddings request; token-id inputs cannot go to Gemini."""
     value = body.get("input")
@@ -595,25 +662,30 @@ def to_gemini_embed(body: Mapping[str, Any], model: str) -> tuple[str, dict[str,
         extra["taskType"] = task
     if len(texts) == 1:
         return "embedContent", {"content": {"parts": [{"text": texts[0]}]}, **extra}
-    return "batchEmbedContents", {"requests": [
-        {"model": model_path(model), "content": {"parts": [{"text": t}]}, **extra}
-        for t in texts
-    ]}
+    return "batchEmbedContents", {
+        "requests": [
+            {"model": model_path(model), "content": {"parts": [{"text": t}]}, **extra}
+            for t in texts
+        ]
+    }
 
 
 def embedding_vectors(data: Mapping[str, Any]) -> list[list[float]]:
     """The vectors of an ``embedContent`` or ``batchEmbedContents`` answer, in order."""
     if isinstance(data.get("embedding"), Mapping):
         return [list(data["embedding"].get("values") or [])]
-    return [list(e.get("values") or []) for e in data.get("embeddings") or []
-            if isinstance(e, Mapping)]
+    return [
+        list(e.get("values") or []) for e in data.get("embeddings") or [] if isinstance(e, Mapping)
+    ]
 
 
 # -- errors ------------------------------------------------------------------------------------
 
 _CONTEXT = re.compile(
     r"input token count.*exceeds the maximum|exceeds the maximum number of tokens"
-    r"|context (?:window|length)", re.IGNORECASE)
+    r"|context (?:window|length)",
+    re.IGNORECASE,
+)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
@@ -627,12 +699,18 @@ def _retry_delay(details: Any) -> float | None:
 
 
 def _reasons(details: Any) -> set[str]:
-    return {str(d.get("reason")) for d in details if isinstance(d, Mapping) and d.get("reason")} \
-        if isinstance(details, list) else set()
+    return (
+        {str(d.get("reason")) for d in details if isinstance(d, Mapping) and d.get("reason")}
+        if isinstance(details, list)
+        else set()
+    )
 
 
 def error_from_gemini(
-    status: int, data: Any, headers: Mapping[str, str], provider: str,
+    status: int,
+    data: Any,
+    headers: Mapping[str, str],
+    provider: str,
     retry_after: float | None = None,
 ) -> UpstreamError:
     """The gateway error for Gemini's ``{"error": {code, message, status, details}}``.
@@ -644,8 +722,12 @@ def error_from_gemini(
     """
     error = data.get("error") if isinstance(data, Mapping) else None
     error = error if isinstance(error, Mapping) else {}
-    message = error.get("message") if isinstance(error.get("message"), str) else (
-        f"provider '{provider}' answered with status {status}")
+    raw_message = error.get("message")
+    message = (
+        raw_message
+        if isinstance(raw_message, str)
+        else f"provider '{provider}' answered with status {status}"
+    )
     grpc_status = error.get("status") if isinstance(error.get("status"), str) else None
     details = error.get("details")
     code = grpc_status.lower() if grpc_status else None
@@ -653,14 +735,21 @@ def error_from_gemini(
         status = 429
     delay = _retry_delay(details)
     if status == 429:
-        return UpstreamRateLimited(message, provider=provider, upstream_status=status,
-                                   code=code or "rate_limit_exceeded",
-                                   retry_after=delay if delay is not None else retry_after)
+        return UpstreamRateLimited(
+            message,
+            provider=provider,
+            upstream_status=status,
+            code=code or "rate_limit_exceeded",
+            retry_after=delay if delay is not None else retry_after,
+        )
     if "API_KEY_INVALID" in _reasons(details) or (
-            status == 400 and message.startswith("API key not valid")):
+        status == 400 and message.startswith("API key not valid")
+    ):
         status = 401
     if status == 400 and _CONTEXT.search(message):
-        return ContextWindowExceeded(message, provider=provider, upstream_status=status,
-                                     status=400, param="messages")
-    return upstream_error_for_status(status, message, provider=provider, code=code,
-                                     retry_after=retry_after)
+        return ContextWindowExceeded(
+            message, provider=provider, upstream_status=status, status=400, param="messages"
+        )
+    return upstream_error_for_status(
+        status, message, provider=provider, code=code, retry_after=retry_after
+    )

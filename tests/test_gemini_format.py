@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from plugway.builtin_providers import gemini_format as fmt
 from plugway.errors import (
     ContentFiltered,
@@ -37,8 +36,9 @@ def normalise(value: Any, expected: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "created" or (key == "id" and isinstance(expected, dict)
-                                    and "id" not in expected):
+            if key == "created" or (
+                key == "id" and isinstance(expected, dict) and "id" not in expected
+            ):
                 continue
             if key == "id" and isinstance(item, str) and _CALL_ID.match(item):
                 out[key] = _CALL_ID.sub("call_*", item)
@@ -73,14 +73,16 @@ def sse_bytes(events: list[dict[str, Any]]) -> bytes:
 
 
 def run_stream(fixture: dict[str, Any], pieces: list[bytes]) -> list[dict[str, Any]]:
-    translator = fmt.StreamTranslator(model=fixture["model"],
-                                      include_usage=fixture["include_usage"])
+    translator = fmt.StreamTranslator(
+        model=fixture["model"], include_usage=fixture["include_usage"]
+    )
     out = b"".join(translator.feed(piece) for piece in pieces) + translator.close()
     assert out.endswith(b"\n\n")
     chunks = [orjson.loads(line[6:]) for line in out.split(b"\n\n") if line]
     assert len({c["id"] for c in chunks}) == 1 and len({c["created"] for c in chunks}) == 1
-    return [normalise(c, e) for c, e in zip(chunks, fixture["openai_chunks"], strict=False)] \
-        + chunks[len(fixture["openai_chunks"]):]
+    return [
+        normalise(c, e) for c, e in zip(chunks, fixture["openai_chunks"], strict=False)
+    ] + chunks[len(fixture["openai_chunks"]) :]
 
 
 STREAMS = sorted(p.name for p in FIXTURES.glob("stream_*.json"))
@@ -101,7 +103,7 @@ def test_stream_split_at_every_boundary(name: str) -> None:
     expected = fixture["openai_chunks"]
     for cut in range(1, len(data)):
         assert run_stream(fixture, [data[:cut], data[cut:]]) == expected, cut
-    assert run_stream(fixture, [data[i:i + 1] for i in range(len(data))]) == expected
+    assert run_stream(fixture, [data[i : i + 1] for i in range(len(data))]) == expected
 
 
 def test_stream_usage_is_kept_without_a_usage_chunk() -> None:
@@ -140,12 +142,23 @@ def test_stream_error_event_and_blocked_prompt() -> None:
 
 
 def test_several_candidates_stream_as_several_choices() -> None:
-    events = [{"candidates": [
-        {"content": {"parts": [{"text": "A"}]}, "index": 0},
-        {"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]}, "index": 1,
-         "finishReason": "STOP"}]},
-        {"candidates": [{"content": {"parts": [{"text": "B"}]}, "index": 0,
-                         "finishReason": "STOP"}]}]
+    events = [
+        {
+            "candidates": [
+                {"content": {"parts": [{"text": "A"}]}, "index": 0},
+                {
+                    "content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]},
+                    "index": 1,
+                    "finishReason": "STOP",
+                },
+            ]
+        },
+        {
+            "candidates": [
+                {"content": {"parts": [{"text": "B"}]}, "index": 0, "finishReason": "STOP"}
+            ]
+        },
+    ]
     translator = fmt.StreamTranslator(model="m", include_usage=False)
     out = translator.feed(sse_bytes(events)) + translator.close()
     chunks = [orjson.loads(line[6:]) for line in out.split(b"\n\n") if line]
@@ -160,13 +173,21 @@ def test_several_candidates_stream_as_several_choices() -> None:
     assert by_choice[0][-1]["finish_reason"] == "stop"
 
 
-@pytest.mark.parametrize(("reason", "calls", "expected"), [
-    ("STOP", False, "stop"), ("STOP", True, "tool_calls"), ("MAX_TOKENS", True, "length"),
-    ("SAFETY", False, "content_filter"), ("RECITATION", False, "content_filter"),
-    ("BLOCKLIST", False, "content_filter"), ("PROHIBITED_CONTENT", False, "content_filter"),
-    ("SPII", False, "content_filter"), ("MALFORMED_FUNCTION_CALL", False, "stop"),
-    ("SOMETHING_NEW", False, "stop"),
-])
+@pytest.mark.parametrize(
+    ("reason", "calls", "expected"),
+    [
+        ("STOP", False, "stop"),
+        ("STOP", True, "tool_calls"),
+        ("MAX_TOKENS", True, "length"),
+        ("SAFETY", False, "content_filter"),
+        ("RECITATION", False, "content_filter"),
+        ("BLOCKLIST", False, "content_filter"),
+        ("PROHIBITED_CONTENT", False, "content_filter"),
+        ("SPII", False, "content_filter"),
+        ("MALFORMED_FUNCTION_CALL", False, "stop"),
+        ("SOMETHING_NEW", False, "stop"),
+    ],
+)
 def test_finish_reasons(reason: str, calls: bool, expected: str) -> None:
     assert fmt.finish_reason(reason, calls) == expected
 
@@ -177,17 +198,43 @@ def test_blocked_prompt_raises_content_filtered() -> None:
     assert info.value.code == "content_filter" and info.value.status == 400
 
 
-@pytest.mark.parametrize(("messages", "fragment"), [
-    ([{"role": "tool", "tool_call_id": "nope", "content": "x"}], "answers no earlier tool call"),
-    ([{"role": "system", "content": "only a system prompt"}], "at least one user"),
-    ([{"role": "user", "content": [{"type": "image_url",
-                                    "image_url": {"url": "data:image/png;base64,@@@"}}]}],
-     "valid base64"),
-    ([{"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
-                                            "function": {"name": "f", "arguments": "{bad"}}]}],
-     "not valid JSON"),
-    ([{"role": "wizard", "content": "x"}], "not supported"),
-])
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        (
+            [{"role": "tool", "tool_call_id": "nope", "content": "x"}],
+            "answers no earlier tool call",
+        ),
+        ([{"role": "system", "content": "only a system prompt"}], "at least one user"),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}
+                    ],
+                }
+            ],
+            "valid base64",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{bad"},
+                        }
+                    ],
+                }
+            ],
+            "not valid JSON",
+        ),
+        ([{"role": "wizard", "content": "x"}], "not supported"),
+    ],
+)
 def test_client_mistakes_are_invalid_requests(messages: list[Any], fragment: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         fmt.to_gemini_request({"messages": messages})
@@ -195,12 +242,23 @@ def test_client_mistakes_are_invalid_requests(messages: list[Any], fragment: str
 
 
 def test_recursive_ref_terminates() -> None:
-    schema = {"type": "object", "$defs": {"Node": {"type": "object", "properties": {
-        "child": {"$ref": "#/$defs/Node"}, "name": {"type": "string"}}}},
-        "properties": {"root": {"$ref": "#/$defs/Node"}}}
+    schema = {
+        "type": "object",
+        "$defs": {
+            "Node": {
+                "type": "object",
+                "properties": {"child": {"$ref": "#/$defs/Node"}, "name": {"type": "string"}},
+            }
+        },
+        "properties": {"root": {"$ref": "#/$defs/Node"}},
+    }
     cleaned = fmt.clean_schema(schema)
-    check_request({"contents": [{"role": "user", "parts": [{"text": "x"}]}],
-                   "generationConfig": {"responseSchema": cleaned}})
+    check_request(
+        {
+            "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+            "generationConfig": {"responseSchema": cleaned},
+        }
+    )
     assert cleaned["properties"]["root"]["properties"]["name"] == {"type": "string"}
 
 
@@ -208,26 +266,53 @@ def test_the_fake_refuses_what_gemini_refuses() -> None:
     with pytest.raises(InvalidArgument):
         check_request({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]})
     with pytest.raises(InvalidArgument):
-        check_request({"contents": [{"role": "user", "parts": [{"text": "x"}]}],
-                       "generationConfig": {"max_tokens": 3}})
+        check_request(
+            {
+                "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+                "generationConfig": {"max_tokens": 3},
+            }
+        )
     with pytest.raises(InvalidArgument):
-        check_request({"contents": [{"role": "user", "parts": [{"text": "x"}]}],
-                       "tools": [{"functionDeclarations": [{"name": "f", "parameters": {
-                           "type": "object", "additionalProperties": False,
-                           "properties": {"a": {"type": "string"}}}}]}]})
+        check_request(
+            {
+                "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+                "tools": [
+                    {
+                        "functionDeclarations": [
+                            {
+                                "name": "f",
+                                "parameters": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"a": {"type": "string"}},
+                                },
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
 
 
 def test_embedding_requests() -> None:
     assert fmt.to_gemini_embed({"input": "hi", "dimensions": 8}, "text-embedding-004") == (
-        "embedContent", {"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 8})
+        "embedContent",
+        {"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 8},
+    )
     method, body = fmt.to_gemini_embed({"input": ["a", "b"]}, "models/x")
     assert method == "batchEmbedContents"
-    assert body == {"requests": [{"model": "models/x", "content": {"parts": [{"text": "a"}]}},
-                                 {"model": "models/x", "content": {"parts": [{"text": "b"}]}}]}
+    assert body == {
+        "requests": [
+            {"model": "models/x", "content": {"parts": [{"text": "a"}]}},
+            {"model": "models/x", "content": {"parts": [{"text": "b"}]}},
+        ]
+    }
     with pytest.raises(InvalidRequest):
         fmt.to_gemini_embed({"input": [[1, 2, 3]]}, "m")
     assert fmt.embedding_vectors({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}) == [
-        [1.0], [2.0]]
+        [1.0],
+        [2.0],
+    ]
 
 
 def _gemini_error(code: int, status: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -236,8 +321,9 @@ def _gemini_error(code: int, status: str, message: str, **extra: Any) -> dict[st
 
 def test_error_mapping() -> None:
     retry = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]
-    error = fmt.error_from_gemini(429, _gemini_error(429, "RESOURCE_EXHAUSTED", "quota",
-                                                     details=retry), {}, "g")
+    error = fmt.error_from_gemini(
+        429, _gemini_error(429, "RESOURCE_EXHAUSTED", "quota", details=retry), {}, "g"
+    )
     assert isinstance(error, UpstreamRateLimited) and error.retryable
     assert error.retry_after == 37.0
 
@@ -245,20 +331,36 @@ def test_error_mapping() -> None:
         error = fmt.error_from_gemini(status, _gemini_error(status, name, "x"), {}, "g")
         assert isinstance(error, UpstreamUnavailable) and error.retryable
 
-    error = fmt.error_from_gemini(400, _gemini_error(400, "INVALID_ARGUMENT", "bad field"), {},
-                                  "g")
+    error = fmt.error_from_gemini(400, _gemini_error(400, "INVALID_ARGUMENT", "bad field"), {}, "g")
     assert type(error) is UpstreamRejected and error.status == 400
     assert error.code == "invalid_argument" and not error.retryable
 
-    error = fmt.error_from_gemini(400, _gemini_error(
-        400, "INVALID_ARGUMENT", "The input token count (2000001) exceeds the maximum number "
-        "of tokens allowed (1048576)."), {}, "g")
+    error = fmt.error_from_gemini(
+        400,
+        _gemini_error(
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (2000001) exceeds the maximum number "
+            "of tokens allowed (1048576).",
+        ),
+        {},
+        "g",
+    )
     assert isinstance(error, ContextWindowExceeded) and error.code == "context_length_exceeded"
 
-    error = fmt.error_from_gemini(400, _gemini_error(
-        400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key. AIzaXYZ",
-        details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                  "reason": "API_KEY_INVALID"}]), {}, "g")
+    error = fmt.error_from_gemini(
+        400,
+        _gemini_error(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key. AIzaXYZ",
+            details=[
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+            ],
+        ),
+        {},
+        "g",
+    )
     assert error.status == 401 and "AIza" not in error.message
 
     error = fmt.error_from_gemini(502, None, {}, "g")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import openai
 import orjson
 import pytest
-
 from plugway.testing import FakeGemini, FakeOpenAI, GatewayProcess, Status
 
 KEY = "AIzaSyFAKE-gemini-key-0123456789abcdef"
@@ -65,21 +64,37 @@ def client(gw: GatewayProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key="client-key", max_retries=0)
 
 
-TOOLS = [{"type": "function", "function": {
-    "name": "weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "additionalProperties": False,
-                   "$schema": "http://json-schema.org/draft-07/schema#",
-                   "properties": {"city": {"type": "string"},
-                                  "unit": {"type": ["string", "null"],
-                                           "enum": ["c", "f"]}},
-                   "required": ["city"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "additionalProperties": False,
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"type": ["string", "null"], "enum": ["c", "f"]},
+                },
+                "required": ["city"],
+            },
+        },
+    }
+]
 
 
 def test_text_with_system_prompt_and_usage(gw: GatewayProcess, gemini: FakeGemini) -> None:
     raw = client(gw).chat.completions.with_raw_response.create(
-        model="gem", temperature=0.2, max_tokens=50, stop="END",
-        messages=[{"role": "system", "content": "be brief"},
-                  {"role": "user", "content": "hello gemini"}],
+        model="gem",
+        temperature=0.2,
+        max_tokens=50,
+        stop="END",
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello gemini"},
+        ],
     )
     completion = raw.parse()
     assert completion.choices[0].message.content == "echo: hello gemini"
@@ -99,15 +114,20 @@ def test_text_with_system_prompt_and_usage(gw: GatewayProcess, gemini: FakeGemin
     assert "authorization" not in sent.headers
     assert sent.body["systemInstruction"] == {"parts": [{"text": "be brief"}]}
     assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "hello gemini"}]}]
-    assert sent.body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50,
-                                             "stopSequences": ["END"]}
+    assert sent.body["generationConfig"] == {
+        "temperature": 0.2,
+        "maxOutputTokens": 50,
+        "stopSequences": ["END"],
+    }
 
 
 def test_tool_call_and_tool_result_round_trip(gw: GatewayProcess, gemini: FakeGemini) -> None:
     c = client(gw)
     first = c.chat.completions.create(
-        model="gem", messages=[{"role": "user", "content": "weather in Paris?"}],
-        tools=TOOLS, tool_choice="required",  # type: ignore[arg-type]
+        model="gem",
+        messages=[{"role": "user", "content": "weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice="required",  # type: ignore[arg-type]
     )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -116,13 +136,18 @@ def test_tool_call_and_tool_result_round_trip(gw: GatewayProcess, gemini: FakeGe
     assert orjson.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
     declaration = gemini.requests[-1].body["tools"][0]["functionDeclarations"][0]
     assert declaration["parameters"] == {
-        "type": "object", "required": ["city"],
-        "properties": {"city": {"type": "string"},
-                       "unit": {"type": "string", "nullable": True, "enum": ["c", "f"]}}}
+        "type": "object",
+        "required": ["city"],
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "nullable": True, "enum": ["c", "f"]},
+        },
+    }
     assert gemini.requests[-1].body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
 
     second = c.chat.completions.create(
-        model="gem", tools=TOOLS,  # type: ignore[arg-type]
+        model="gem",
+        tools=TOOLS,  # type: ignore[arg-type]
         messages=[
             {"role": "user", "content": "weather in Paris?"},
             choice.message.model_dump(exclude_none=True),  # type: ignore[list-item]
@@ -132,16 +157,22 @@ def test_tool_call_and_tool_result_round_trip(gw: GatewayProcess, gemini: FakeGe
     assert second.choices[0].message.content == "echo: weather in Paris?"
     contents = gemini.requests[-1].body["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
-    assert contents[1]["parts"] == [{"functionCall": {"name": "weather",
-                                                      "args": {"city": "Paris"}},
-                                     "thoughtSignature": "c2lnbmF0dXJl"}]
-    assert contents[2]["parts"] == [{"functionResponse": {"name": "weather",
-                                                          "response": {"temp_c": 21}}}]
+    assert contents[1]["parts"] == [
+        {
+            "functionCall": {"name": "weather", "args": {"city": "Paris"}},
+            "thoughtSignature": "c2lnbmF0dXJl",
+        }
+    ]
+    assert contents[2]["parts"] == [
+        {"functionResponse": {"name": "weather", "response": {"temp_c": 21}}}
+    ]
 
 
 def test_stream_text_with_usage(gw: GatewayProcess, gemini: FakeGemini) -> None:
     stream = client(gw).chat.completions.create(
-        model="gem", messages=[{"role": "user", "content": "one two three"}], stream=True,
+        model="gem",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -162,7 +193,9 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_logs_usage(
     gw: GatewayProcess,
 ) -> None:
     stream = client(gw).chat.completions.create(
-        model="gem", messages=[{"role": "user", "content": "quiet please"}], stream=True,
+        model="gem",
+        messages=[{"role": "user", "content": "quiet please"}],
+        stream=True,
     )
     chunks = list(stream)
     assert all(c.choices for c in chunks)
@@ -178,8 +211,11 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_logs_usage(
 
 def test_stream_tool_call_arrives_whole(gw: GatewayProcess) -> None:
     stream = client(gw).chat.completions.create(
-        model="gem", messages=[{"role": "user", "content": "weather?"}], stream=True,
-        tools=TOOLS, tool_choice={"type": "function", "function": {"name": "weather"}},  # type: ignore[arg-type]
+        model="gem",
+        messages=[{"role": "user", "content": "weather?"}],
+        stream=True,
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "weather"}},  # type: ignore[arg-type]
     )
     chunks = [c for c in stream if c.choices]
     calls = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
@@ -187,7 +223,9 @@ def test_stream_tool_call_arrives_whole(gw: GatewayProcess) -> None:
     assert calls[0].index == 0 and calls[0].id and calls[0].id.startswith("call_")
     assert calls[0].function.name == "weather"  # type: ignore[union-attr]
     assert orjson.loads(calls[0].function.arguments) == {  # type: ignore[union-attr]
-        "city": "Paris", "days": [1, 2]}
+        "city": "Paris",
+        "days": [1, 2],
+    }
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == "Checking."
@@ -207,18 +245,22 @@ def test_embeddings_sdk_default_base64_single_and_batch(
     assert [d.index for d in batch.data] == [0, 1]
     sent = gemini.requests[-1]
     assert sent.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
-    assert sent.body["requests"][1] == {"model": "models/gemini-embedding-001",
-                                        "content": {"parts": [{"text": "bb"}]},
-                                        "outputDimensionality": 4}
+    assert sent.body["requests"][1] == {
+        "model": "models/gemini-embedding-001",
+        "content": {"parts": [{"text": "bb"}]},
+        "outputDimensionality": 4,
+    }
 
 
 def test_embeddings_floats_and_raw_base64(gw: GatewayProcess) -> None:
     c = client(gw)
-    floats = c.embeddings.with_raw_response.create(model="gem-embed", input="xy",
-                                                   encoding_format="float")
+    floats = c.embeddings.with_raw_response.create(
+        model="gem-embed", input="xy", encoding_format="float"
+    )
     assert orjson.loads(floats.content)["data"][0]["embedding"] == [2.0, 0.25, -1.5]
-    b64 = c.embeddings.with_raw_response.create(model="gem-embed", input="xy",
-                                                encoding_format="base64")
+    b64 = c.embeddings.with_raw_response.create(
+        model="gem-embed", input="xy", encoding_format="base64"
+    )
     encoded = orjson.loads(b64.content)["data"][0]["embedding"]
     assert struct.unpack("<3f", base64.b64decode(encoded)) == (2.0, 0.25, -1.5)
 
@@ -226,47 +268,65 @@ def test_embeddings_floats_and_raw_base64(gw: GatewayProcess) -> None:
 def test_invalid_argument_is_a_bad_request(gw: GatewayProcess, gemini: FakeGemini) -> None:
     gemini.script(Status(400, "Unable to submit request because it has an empty text parameter."))
     with pytest.raises(openai.BadRequestError) as info:
-        client(gw).chat.completions.create(model="gem-with-backup",
-                                           messages=[{"role": "user", "content": "x"}])
+        client(gw).chat.completions.create(
+            model="gem-with-backup", messages=[{"role": "user", "content": "x"}]
+        )
     assert "empty text parameter" in info.value.message
     assert len(gemini.requests) == 1  # final: no failover to the backup
 
 
 def test_context_window_overflow(gw: GatewayProcess, gemini: FakeGemini) -> None:
-    gemini.script(Status(400, "The input token count (1200000) exceeds the maximum number of "
-                              "tokens allowed (1048576)."))
+    gemini.script(
+        Status(
+            400,
+            "The input token count (1200000) exceeds the maximum number of "
+            "tokens allowed (1048576).",
+        )
+    )
     with pytest.raises(openai.BadRequestError) as info:
-        client(gw).chat.completions.create(model="gem",
-                                           messages=[{"role": "user", "content": "x"}])
+        client(gw).chat.completions.create(model="gem", messages=[{"role": "user", "content": "x"}])
     assert info.value.code == "context_length_exceeded"
 
 
 def test_blocked_prompt_is_content_filtered(gw: GatewayProcess, gemini: FakeGemini) -> None:
-    blocked = orjson.dumps({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                            "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}})
-    gemini.script(Status(200, body=blocked),
-                  Status(200, body=b"data: " + blocked + b"\r\n\r\n",
-                         content_type="text/event-stream"))
+    blocked = orjson.dumps(
+        {
+            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+            "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
+        }
+    )
+    gemini.script(
+        Status(200, body=blocked),
+        Status(200, body=b"data: " + blocked + b"\r\n\r\n", content_type="text/event-stream"),
+    )
     with pytest.raises(openai.BadRequestError) as info:
-        client(gw).chat.completions.create(model="gem",
-                                           messages=[{"role": "user", "content": "x"}])
+        client(gw).chat.completions.create(model="gem", messages=[{"role": "user", "content": "x"}])
     assert info.value.code == "content_filter"
     with pytest.raises(openai.BadRequestError) as info:
-        list(client(gw).chat.completions.create(
-            model="gem", messages=[{"role": "user", "content": "x"}], stream=True))
+        list(
+            client(gw).chat.completions.create(
+                model="gem", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+        )
     assert info.value.code == "content_filter"
 
 
 def test_rate_limit_uses_retry_info(gw: GatewayProcess, gemini: FakeGemini) -> None:
-    body = orjson.dumps({"error": {
-        "code": 429, "message": "You exceeded your current quota.",
-        "status": "RESOURCE_EXHAUSTED",
-        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                     "retryDelay": "0.05s"}]}})
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": 429,
+                "message": "You exceeded your current quota.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.05s"}
+                ],
+            }
+        }
+    )
     gemini.script(Status(429, body=body), Status(429, body=body))
     with pytest.raises(openai.APIStatusError) as info:
-        client(gw).chat.completions.create(model="gem",
-                                           messages=[{"role": "user", "content": "x"}])
+        client(gw).chat.completions.create(model="gem", messages=[{"role": "user", "content": "x"}])
     # one target: retried once after RetryInfo's delay, then the client is told to slow down
     assert len(gemini.requests) == 2
     assert info.value.status_code in (429, 503)
@@ -278,7 +338,8 @@ def test_unavailable_fails_over_to_backup(
 ) -> None:
     gemini.script(Status(503, "The model is overloaded. Please try again later."))
     raw = client(gw).chat.completions.with_raw_response.create(
-        model="gem-with-backup", messages=[{"role": "user", "content": "hi"}])
+        model="gem-with-backup", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.parse().choices[0].message.content == "echo: hi"
     assert raw.headers["x-plugway-provider"] == "backup"
     assert raw.headers["x-plugway-attempts"] == "2"
@@ -286,18 +347,36 @@ def test_unavailable_fails_over_to_backup(
 
 
 def test_key_is_never_in_a_url_or_error(gw: GatewayProcess, gemini: FakeGemini) -> None:
-    gemini.script(Status(400, body=orjson.dumps({"error": {
-        "code": 400, "message": "API key not valid. Please pass a valid API key.",
-        "status": "INVALID_ARGUMENT",
-        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                     "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}})))
+    gemini.script(
+        Status(
+            400,
+            body=orjson.dumps(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "API key not valid. Please pass a valid API key.",
+                        "status": "INVALID_ARGUMENT",
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                "reason": "API_KEY_INVALID",
+                                "domain": "googleapis.com",
+                            }
+                        ],
+                    }
+                }
+            ),
+        )
+    )
     with pytest.raises(openai.AuthenticationError) as info:
-        client(gw).chat.completions.create(model="gem",
-                                           messages=[{"role": "user", "content": "x"}])
+        client(gw).chat.completions.create(model="gem", messages=[{"role": "user", "content": "x"}])
     assert KEY not in str(info.value.body)
     client(gw).embeddings.create(model="gem-embed", input=["a", "b"])
-    list(client(gw).chat.completions.create(
-        model="gem", messages=[{"role": "user", "content": "x"}], stream=True))
+    list(
+        client(gw).chat.completions.create(
+            model="gem", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    )
     for request in gemini.requests:
         assert KEY not in request.path and KEY not in str(request.query)
         assert request.headers["x-goog-api-key"] == KEY

@@ -26,34 +26,99 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-
 from plugway.testing.fake_upstream import Behaviour, CutStream, FakeUpstream, Reply
 
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 #: GenerateContentRequest fields (python-genai ``_GenerateContentParameters_to_mldev``).
-REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig",
-                            "generationConfig", "safetySettings", "cachedContent", "labels"})
+REQUEST_FIELDS = frozenset(
+    {
+        "contents",
+        "systemInstruction",
+        "tools",
+        "toolConfig",
+        "generationConfig",
+        "safetySettings",
+        "cachedContent",
+        "labels",
+    }
+)
 #: GenerationConfig fields accepted by the Gemini API.
-GENERATION_FIELDS = frozenset({
-    "stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
-    "responseModalities", "candidateCount", "maxOutputTokens", "temperature", "topP", "topK",
-    "seed", "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs",
-    "enableEnhancedCivicAnswers", "speechConfig", "thinkingConfig", "mediaResolution",
-    "imageConfig",
-})
+GENERATION_FIELDS = frozenset(
+    {
+        "stopSequences",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "responseModalities",
+        "candidateCount",
+        "maxOutputTokens",
+        "temperature",
+        "topP",
+        "topK",
+        "seed",
+        "presencePenalty",
+        "frequencyPenalty",
+        "responseLogprobs",
+        "logprobs",
+        "enableEnhancedCivicAnswers",
+        "speechConfig",
+        "thinkingConfig",
+        "mediaResolution",
+        "imageConfig",
+    }
+)
 #: Part fields (one data field per part, plus the metadata ones).
-PART_FIELDS = frozenset({"text", "inlineData", "fileData", "functionCall", "functionResponse",
-                         "executableCode", "codeExecutionResult", "thought",
-                         "thoughtSignature", "videoMetadata"})
+PART_FIELDS = frozenset(
+    {
+        "text",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+        "executableCode",
+        "codeExecutionResult",
+        "thought",
+        "thoughtSignature",
+        "videoMetadata",
+    }
+)
 #: Schema fields (Gemini's OpenAPI 3.0 subset).
-SCHEMA_FIELDS = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
-    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
-    "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
-})
+SCHEMA_FIELDS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    }
+)
 
 
 class InvalidArgument(Exception):
@@ -66,8 +131,9 @@ def _check_schema(schema: Any, path: str) -> None:
     for key, value in schema.items():
         if key not in SCHEMA_FIELDS:
             raise InvalidArgument(
-                f'Invalid JSON payload received. Unknown name "{key}" at \'{path}\': '
-                "Cannot find field.")
+                f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': "
+                "Cannot find field."
+            )
         if key == "properties":
             if schema.get("type", "object").lower() == "object" and not value:
                 raise InvalidArgument(f"{path}.properties: should be non-empty for OBJECT type")
@@ -87,25 +153,27 @@ def check_request(body: Any) -> None:
     for key in body:
         if key not in REQUEST_FIELDS:
             raise InvalidArgument(
-                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.')
+                f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
+            )
     contents = body.get("contents")
     if not contents:
         raise InvalidArgument("* GenerateContentRequest.contents: contents is not specified")
     for i, content in enumerate(contents):
         if content.get("role") not in ("user", "model"):
-            raise InvalidArgument(
-                f"Please use a valid role: user, model. (contents[{i}].role)")
+            raise InvalidArgument(f"Please use a valid role: user, model. (contents[{i}].role)")
         for j, part in enumerate(content.get("parts") or []):
             unknown = set(part) - PART_FIELDS
             if unknown:
                 raise InvalidArgument(
                     f'Invalid JSON payload received. Unknown name "{sorted(unknown)[0]}" '
-                    f"at 'contents[{i}].parts[{j}]': Cannot find field.")
+                    f"at 'contents[{i}].parts[{j}]': Cannot find field."
+                )
     for key in body.get("generationConfig") or {}:
         if key not in GENERATION_FIELDS:
             raise InvalidArgument(
                 f'Invalid JSON payload received. Unknown name "{key}" at '
-                "'generation_config': Cannot find field.")
+                "'generation_config': Cannot find field."
+            )
     schema = (body.get("generationConfig") or {}).get("responseSchema")
     if schema is not None:
         _check_schema(schema, "generation_config.response_schema")
@@ -141,27 +209,43 @@ class FakeGemini(FakeUpstream):
         return request.path.endswith(":streamGenerateContent")
 
     def error_body(self, status: int, message: str, code: str | None) -> Any:
-        error: dict[str, Any] = {"code": status, "message": message,
-                                 "status": code or _STATUS_NAMES.get(status, "UNKNOWN")}
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": code or _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
         return {"error": error}
 
     async def _respond(
         self, request: web.Request, body: Any, behaviour: Behaviour
     ) -> web.StreamResponse:
         if not request.headers.get("x-goog-api-key"):
-            return self._invalid(403, "Method doesn't allow unregistered callers (callers "
-                                 "without established identity). Please use API Key or other "
-                                 "form of API consumer identity to call this API.")
+            return self._invalid(
+                403,
+                "Method doesn't allow unregistered callers (callers "
+                "without established identity). Please use API Key or other "
+                "form of API consumer identity to call this API.",
+            )
         if "key" in request.query:
             return self._invalid(400, "the key was sent in the URL")
         if self.wants_stream(request, body) and request.query.get("alt") != "sse":
             return self._invalid(400, "this fake only streams with alt=sse")
         method = request.path.rsplit(":", 1)[-1]
-        if method not in ("generateContent", "streamGenerateContent", "embedContent",
-                          "batchEmbedContents") or "/models/" not in request.path:
+        if (
+            method
+            not in (
+                "generateContent",
+                "streamGenerateContent",
+                "embedContent",
+                "batchEmbedContents",
+            )
+            or "/models/" not in request.path
+        ):
             return self._invalid(404, f"Method not found: {request.path}")
-        if isinstance(behaviour, Reply | CutStream) and method in ("generateContent",
-                                                                   "streamGenerateContent"):
+        if isinstance(behaviour, Reply | CutStream) and method in (
+            "generateContent",
+            "streamGenerateContent",
+        ):
             try:
                 check_request(body)
             except InvalidArgument as exc:
@@ -169,8 +253,11 @@ class FakeGemini(FakeUpstream):
         return await super()._respond(request, body, behaviour)
 
     def _invalid(self, status: int, message: str) -> web.Response:
-        return web.Response(body=orjson.dumps(self.error_body(status, message, None)),
-                            status=status, content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(self.error_body(status, message, None)),
+            status=status,
+            content_type="application/json",
+        )
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -192,13 +279,22 @@ class FakeGemini(FakeUpstream):
         return None
 
     def _usage(self, body: dict[str, Any], output: int) -> dict[str, Any]:
-        prompt = sum(len(str(p.get("text", "")).split())
-                     for c in body.get("contents") or [] for p in c.get("parts") or []) or 1
-        return {"promptTokenCount": prompt, "candidatesTokenCount": output,
-                "thoughtsTokenCount": self.thoughts_tokens,
-                "cachedContentTokenCount": self.cached_tokens,
-                "totalTokenCount": prompt + output + self.thoughts_tokens,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        prompt = (
+            sum(
+                len(str(p.get("text", "")).split())
+                for c in body.get("contents") or []
+                for p in c.get("parts") or []
+            )
+            or 1
+        )
+        return {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output,
+            "thoughtsTokenCount": self.thoughts_tokens,
+            "cachedContentTokenCount": self.cached_tokens,
+            "totalTokenCount": prompt + output + self.thoughts_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
 
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         method = request.path.rsplit(":", 1)[-1]
@@ -209,8 +305,11 @@ class FakeGemini(FakeUpstream):
         function = self._forced_function(body)
         if function:
             parts: list[dict[str, Any]] = [
-                {"functionCall": {"name": function, "args": {"city": "Paris"}},
-                 "thoughtSignature": "c2lnbmF0dXJl"}]
+                {
+                    "functionCall": {"name": function, "args": {"city": "Paris"}},
+                    "thoughtSignature": "c2lnbmF0dXJl",
+                }
+            ]
             output = 4
         else:
             text = self._text(body, behaviour)
@@ -219,8 +318,12 @@ class FakeGemini(FakeUpstream):
             {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": i}
             for i in range((body.get("generationConfig") or {}).get("candidateCount", 1))
         ]
-        return {"candidates": candidates, "usageMetadata": self._usage(body, output),
-                "modelVersion": self.model_version, "responseId": uuid.uuid4().hex[:20]}
+        return {
+            "candidates": candidates,
+            "usageMetadata": self._usage(body, output),
+            "modelVersion": self.model_version,
+            "responseId": uuid.uuid4().hex[:20],
+        }
 
     def _vector(self, request_body: dict[str, Any]) -> list[float]:
         text = " ".join(p.get("text", "") for p in request_body["content"]["parts"])
@@ -233,20 +336,25 @@ class FakeGemini(FakeUpstream):
         response_id = uuid.uuid4().hex[:20]
 
         def event(parts: list[dict[str, Any]], output: int, finish: str | None = None) -> bytes:
-            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts},
-                                         "index": 0}
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
             if finish:
                 candidate["finishReason"] = finish
-            data = {"candidates": [candidate], "usageMetadata": self._usage(body, output),
-                    "modelVersion": self.model_version, "responseId": response_id}
+            data = {
+                "candidates": [candidate],
+                "usageMetadata": self._usage(body, output),
+                "modelVersion": self.model_version,
+                "responseId": response_id,
+            }
             return b"data: " + orjson.dumps(data) + b"\r\n\r\n"
 
         function = self._forced_function(body)
         if function:
             yield event([{"text": "Checking."}], 1)
-            yield event([{"functionCall": {"name": function,
-                                           "args": {"city": "Paris", "days": [1, 2]}}}], 9,
-                        "STOP")
+            yield event(
+                [{"functionCall": {"name": function, "args": {"city": "Paris", "days": [1, 2]}}}],
+                9,
+                "STOP",
+            )
             return
         words = self._text(body, behaviour).split(" ")
         for i, word in enumerate(words):
