@@ -7,6 +7,11 @@ sent on as the upstream's own bytes. Streams are forwarded as whole SSE events w
 parsed; only the event carrying usage (once, at the end) and the finish reason are looked at.
 The gateway always asks the upstream for stream usage and drops the usage chunk again when the
 client did not ask for it.
+
+The OpenAI-compatible hosts (``azure``, ``groq``, ``mistral``, ``ollama`` ...) are provider types
+made from the records in :mod:`openai_family`: the same class with other defaults and quirks
+(auth header, deployment paths, fields renamed or dropped, no ``stream_options``). A host with
+no quirks pays nothing for them: the body is only copied with ``model`` replaced.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import httpx
 import orjson
+from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
-from plugway.errors import UpstreamStreamBroken, UpstreamUnavailable
+from plugway.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
@@ -35,6 +42,22 @@ class OpenAISettings(ProviderSettings):
     query: dict[str, str] = attrs.field(factory=dict)
     organization: str | None = None
     project: str | None = None
+    #: Put before each endpoint path, ``{model}`` replaced by the target's model (Azure:
+    #: ``/openai/deployments/{model}``, so the target's model is the deployment name).
+    path_prefix: str = ""
+    #: Sent as the ``api-version`` query parameter when not empty (Azure).
+    api_version: str = ""
+    #: Whether the host accepts ``stream_options``. When false it is never sent (a client's
+    #: is removed) and stream usage is only what the host reports on its own.
+    stream_options: bool = True
+    #: Request fields the host names differently, e.g. ``max_completion_tokens = "max_tokens"``.
+    rename: dict[str, str] = attrs.field(factory=dict)
+    #: Request fields the host refuses; removed before sending.
+    drop: list[str] = attrs.field(factory=list)
+    #: Error codes that mean "context window exceeded" / "refused by a content filter" here,
+    #: besides OpenAI's own and the message patterns every host is checked for.
+    context_codes: list[str] = attrs.field(factory=list)
+    filter_codes: list[str] = attrs.field(factory=list)
 
 
 _FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
@@ -48,7 +71,40 @@ class OpenAIProvider(Provider):
     client: httpx.AsyncClient
 
     async def startup(self) -> None:
-        self.client = make_http_client(self.settings, headers=self._headers())
+        s = self.settings
+        self.client = make_http_client(s, headers=self._headers())
+        params = dict(s.query)
+        if s.api_version:
+            params["api-version"] = s.api_version
+        self._params: dict[str, str] | None = params or None
+        self._adapts = bool(s.rename or s.drop or not s.stream_options)
+
+    def _path(self, endpoint: str, model: str) -> str:
+        prefix = self.settings.path_prefix
+        if prefix:
+            return prefix.replace("{model}", quote(model, safe="")) + endpoint
+        return endpoint
+
+    def _adapt(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Apply the host's quirks to a request body (already a copy)."""
+        s = self.settings
+        for old, new in s.rename.items():
+            if old in payload:
+                value = payload.pop(old)
+                payload.setdefault(new, value)
+        for name in s.drop:
+            payload.pop(name, None)
+        if not s.stream_options:
+            payload.pop("stream_options", None)
+        return payload
+
+    def _error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        error = error_from_response(status, content, headers, self.name)
+        return recognise(
+            error,
+            context_codes=self.settings.context_codes,
+            filter_codes=self.settings.filter_codes,
+        )
 
     async def aclose(self) -> None:
         if hasattr(self, "client"):
@@ -69,24 +125,26 @@ class OpenAIProvider(Provider):
     async def chat(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
-        return await self._post_json("/chat/completions", {**body, "model": target.model})
+        payload = {**body, "model": target.model}
+        return await self._post_json(self._path("/chat/completions", target.model), payload)
 
     async def embeddings(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
-        return await self._post_json("/embeddings", {**body, "model": target.model})
+        payload = {**body, "model": target.model}
+        return await self._post_json(self._path("/embeddings", target.model), payload)
 
     async def _post_json(self, path: str, payload: dict[str, Any]) -> ProviderResponse:
+        if self._adapts:
+            payload = self._adapt(payload)
         try:
             response = await self.client.post(
-                path, content=orjson.dumps(payload), params=self.settings.query or None
+                path, content=orjson.dumps(payload), params=self._params
             )
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name) from None
         if response.status_code >= 400:
-            raise error_from_response(
-                response.status_code, response.content, response.headers, self.name
-            )
+            raise self._error(response.status_code, response.content, response.headers)
         raw = response.content
         try:
             body = orjson.loads(raw)
@@ -114,11 +172,13 @@ class OpenAIProvider(Provider):
                 "include_usage": True,
             },
         }
+        if self._adapts:
+            payload = self._adapt(payload)
         request = self.client.build_request(
             "POST",
-            "/chat/completions",
+            self._path("/chat/completions", target.model),
             content=orjson.dumps(payload),
-            params=self.settings.query or None,
+            params=self._params,
             headers={"accept": "text/event-stream"},
         )
         try:
@@ -132,7 +192,7 @@ class OpenAIProvider(Provider):
                 content = b""
             finally:
                 await response.aclose()
-            raise error_from_response(response.status_code, content, response.headers, self.name)
+            raise self._error(response.status_code, content, response.headers)
         return OpenAIChunkStream(response, self.name, keep_usage_chunk=client_wants_usage)
 
 
@@ -202,6 +262,15 @@ def _strip_done(events: bytes) -> tuple[bytes, bool]:
     return b"".join(kept), len(kept) < len(payloads)
 
 
+class KeylessOpenAIProvider(OpenAIProvider):
+    """The same provider for local servers (Ollama, vLLM) that run without a key; one given
+    in the config is still sent."""
+
+    requires_api_key = False
+
+
 @hookimpl
 def register_providers(register: Callable[..., None]) -> None:
-    register("openai", OpenAIProvider, base_url="https://api.openai.com/v1")
+    for host in HOSTS:
+        provider_class = OpenAIProvider if host.key_required else KeylessOpenAIProvider
+        register(host.name, provider_class, **host.defaults())
