@@ -47,11 +47,15 @@ FINISH_REASONS: Mapping[str, str] = {
     "IMAGE_SAFETY": "content_filter",
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
     "IMAGE_RECITATION": "content_filter",
+    "MODEL_ARMOR": "content_filter",
     "LANGUAGE": "stop",
     "OTHER": "stop",
     "MALFORMED_FUNCTION_CALL": "stop",
     "UNEXPECTED_TOOL_CALL": "stop",
     "TOO_MANY_TOOL_CALLS": "stop",
+    "MISSING_THOUGHT_SIGNATURE": "stop",
+    "IMAGE_OTHER": "stop",
+    "NO_IMAGE": "stop",
     "FINISH_REASON_UNSPECIFIED": "stop",
 }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import orjson
@@ -200,13 +202,21 @@ def test_stream_without_include_usage_has_no_usage_chunk_but_logs_usage(
     chunks = list(stream)
     assert all(c.choices for c in chunks)
     request_id = stream.response.headers["x-request-id"]
-    records = [r for r in gw.request_logs(wait_for=1) if r["request_id"] == request_id]
-    for _ in range(50):
-        if records:
-            break
-        records = [r for r in gw.request_logs() if r["request_id"] == request_id]
-    assert records and records[0]["usage"]["completion_tokens"] == 3 + 5
-    assert records[0]["finish_reason"] == "stop"
+    record = log_record(gw, request_id)
+    assert record["usage"]["completion_tokens"] == 3 + 5
+    assert record["usage"]["completion_tokens_details"] == {"reasoning_tokens": 5}
+    assert record["finish_reason"] == "stop"
+
+
+def log_record(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
+    """The request log line for ``request_id`` (logged just after the stream ends)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for record in gw.request_logs():
+            if record["request_id"] == request_id:
+                return record
+        time.sleep(0.02)
+    raise AssertionError(f"no log record for {request_id}")
 
 
 def test_stream_tool_call_arrives_whole(gw: GatewayProcess) -> None:
