@@ -466,18 +466,27 @@ def _blocked(data: Mapping[str, Any], provider: str) -> ContentFiltered | None:
     return None
 
 
-def _message_of(parts: Any) -> tuple[str | None, list[dict[str, Any]]]:
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for part in parts or []:
-        if not isinstance(part, Mapping) or part.get("thought"):
-            continue
-        if isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        call = part.get("functionCall")
-        if isinstance(call, Mapping):
-            calls.append(_tool_call(call, part.get("thoughtSignature")))
-    return ("".join(texts) if texts else None), calls
+class _Message:
+    """The text, thought summaries and function calls of one candidate's parts."""
+
+    __slots__ = ("calls", "text", "thoughts")
+
+    def __init__(self, parts: Any) -> None:
+        texts: list[str] = []
+        thoughts: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+        for part in parts or []:
+            if not isinstance(part, Mapping):
+                continue
+            if isinstance(part.get("text"), str):
+                (thoughts if part.get("thought") else texts).append(part["text"])
+            call = part.get("functionCall")
+            if isinstance(call, Mapping):
+                self.calls.append(_tool_call(call, part.get("thoughtSignature")))
+        self.text = "".join(texts) if texts else None
+        # Thought summaries (only sent when the request asks for them) are reported as
+        # ``reasoning_content``, the field OpenAI-compatible reasoning hosts use.
+        self.thoughts = "".join(thoughts) if thoughts else None
 
 
 def _tool_call(call: Mapping[str, Any], signature: Any) -> dict[str, Any]:
@@ -501,15 +510,17 @@ def from_gemini_response(
     choices = []
     for position, candidate in enumerate(data.get("candidates") or []):
         content = candidate.get("content") or {}
-        text, calls = _message_of(content.get("parts"))
-        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-        if calls:
-            message["tool_calls"] = calls
+        parsed = _Message(content.get("parts"))
+        message: dict[str, Any] = {"role": "assistant", "content": parsed.text, "refusal": None}
+        if parsed.thoughts:
+            message["reasoning_content"] = parsed.thoughts
+        if parsed.calls:
+            message["tool_calls"] = parsed.calls
         choices.append(
             {
                 "index": candidate.get("index", position),
                 "message": message,
-                "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+                "finish_reason": finish_reason(candidate.get("finishReason"), bool(parsed.calls)),
                 "logprobs": None,
             }
         )
@@ -623,10 +634,12 @@ class StreamTranslator:
         index = candidate.get("index", position)
         if not isinstance(index, int):
             index = position
-        text, calls = _message_of((candidate.get("content") or {}).get("parts"))
-        if text:
-            yield self._delta(index, {"content": text})
-        for call in calls:
+        parsed = _Message((candidate.get("content") or {}).get("parts"))
+        if parsed.thoughts:
+            yield self._delta(index, {"reasoning_content": parsed.thoughts})
+        if parsed.text:
+            yield self._delta(index, {"content": parsed.text})
+        for call in parsed.calls:
             slot = self._tool_count.get(index, 0)
             self._tool_count[index] = slot + 1
             yield self._delta(index, {"tool_calls": [{"index": slot, **call}]})
