@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import orjson
 import pytest
-from plugway.testing import FakeGemini, FakeOpenAI, GatewayProcess, Status
+from plugway.testing import CutStream, FakeGemini, FakeOpenAI, GatewayProcess, Status
 
 KEY = "AIzaSyFAKE-gemini-key-0123456789abcdef"
 
@@ -339,8 +339,10 @@ def test_rate_limit_uses_retry_info(gw: GatewayProcess, gemini: FakeGemini) -> N
         client(gw).chat.completions.create(model="gem", messages=[{"role": "user", "content": "x"}])
     # one target: retried once after RetryInfo's delay, then the client is told to slow down
     assert len(gemini.requests) == 2
-    assert info.value.status_code in (429, 503)
-    assert info.value.response.headers.get("retry-after") is not None
+    # (the gateway answers 503 once it has spent the retries a client would make)
+    assert info.value.status_code == 503 and info.value.code == "upstream_rate_limited"
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert "google/gemini-2.5-flash: resource_exhausted (429)" in info.value.message
 
 
 def test_unavailable_fails_over_to_backup(
@@ -391,3 +393,24 @@ def test_key_is_never_in_a_url_or_error(gw: GatewayProcess, gemini: FakeGemini) 
         assert KEY not in request.path and KEY not in str(request.query)
         assert request.headers["x-goog-api-key"] == KEY
     assert KEY not in gw.output()
+
+
+def test_stream_fails_over_before_the_first_byte_and_breaks_after(
+    gw: GatewayProcess, gemini: FakeGemini, backup: FakeOpenAI
+) -> None:
+    gemini.script(Status(503, "The model is overloaded."))
+    stream = client(gw).chat.completions.create(
+        model="gem-with-backup", messages=[{"role": "user", "content": "a b"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: a b "
+    assert stream.response.headers["x-plugway-provider"] == "backup"
+
+    gemini.script(CutStream(after=2))
+    stream = client(gw).chat.completions.create(
+        model="gem", messages=[{"role": "user", "content": "one two three four"}], stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content if chunk.choices else None)
+    assert received[:2] == ["echo:", " one"]
