@@ -1,6 +1,7 @@
 """Test kit for plugway and its plugins: fake upstreams that speak providers' wire formats
 and fail on demand, and the real gateway run in a child process."""
 
+from plugway.testing.fake_gemini import FakeGemini
 from plugway.testing.fake_upstream import (
     Behaviour,
     CutStream,
@@ -12,7 +13,6 @@ from plugway.testing.fake_upstream import (
     Reset,
     Status,
 )
-from plugway.testing.fake_gemini import FakeGemini
 from plugway.testing.gateway_process import GatewayProcess, free_port, run_plugway
 
 __all__ = [
