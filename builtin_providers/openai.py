@@ -69,6 +69,10 @@ class OpenAIProvider(Provider):
     settings: OpenAISettings
 
     client: httpx.AsyncClient
+    #: Set by :meth:`startup` from the settings: the query every call carries, and whether
+    #: any request quirk applies (so a host without quirks skips :meth:`_adapt`).
+    _params: dict[str, str] | None = None
+    _adapts: bool = False
 
     async def startup(self) -> None:
         s = self.settings
@@ -76,7 +80,7 @@ class OpenAIProvider(Provider):
         params = dict(s.query)
         if s.api_version:
             params["api-version"] = s.api_version
-        self._params: dict[str, str] | None = params or None
+        self._params = params or None
         self._adapts = bool(s.rename or s.drop or not s.stream_options)
 
     def _path(self, endpoint: str, model: str) -> str:
