@@ -414,3 +414,14 @@ def test_stream_fails_over_before_the_first_byte_and_breaks_after(
         for chunk in stream:
             received.append(chunk.choices[0].delta.content if chunk.choices else None)
     assert received[:2] == ["echo:", " one"]
+
+
+def test_default_config_serves_gemini_when_its_key_is_set() -> None:
+    from plugway.gateway import load_gateway
+
+    gateway = load_gateway(None, environ={"GEMINI_API_KEY": KEY})
+    provider = gateway.providers["gemini"]
+    assert provider.settings.type == "gemini"
+    assert provider.settings.base_url == "https://generativelanguage.googleapis.com"
+    assert "gemini-2.5-flash" in gateway.router.routes
+    assert KEY not in str(provider.public_settings())
