@@ -25,6 +25,8 @@ _app_numbers = itertools.count(1)
 JSON = "application/json"
 OVERRIDES_ENV = "PLUGWAY_SERVER_OVERRIDES"
 LOG_LEVEL_ENV = "PLUGWAY_LOG_LEVEL"
+DEBUG_HEADER = "x-plugway-debug"  # "route": answer the routing trace in ROUTE_HEADER
+ROUTE_HEADER = "x-plugway-route"
 
 
 def create_app(gateway: Gateway) -> Sanic[Any, Any]:
@@ -267,6 +269,8 @@ def decision_headers(ctx: RequestContext) -> dict[str, str]:
     if last is not None:
         headers["x-plugway-provider"] = last.target.provider
         headers["x-plugway-model"] = last.target.model
+    if ctx.headers.get(DEBUG_HEADER, "").strip().lower() == "route":
+        headers[ROUTE_HEADER] = ctx.trace.compact(ctx.attempts)
     if ctx.response_headers:
         headers.update(ctx.response_headers)
     return headers

@@ -28,6 +28,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from plugway.context import Price, Route, Target
 from plugway.errors import ConfigError
+from plugway.policy import Fallbacks, HedgePolicy, RetryPolicy, RoutePolicy, Rule
 from plugway.provider import ProviderSettings
 from plugway.registry import Registry
 
@@ -58,6 +59,8 @@ class TargetConfig:
     price: Price | None = None
     region: str | None = None
     tags: list[str] = attrs.field(factory=list)
+    #: The model's context size in tokens (for context-window fallbacks).
+    context_window: int | None = None
 
 
 @attrs.define(kw_only=True)
@@ -67,6 +70,13 @@ class ModelConfig:
     strategy: str = "fallback"
     deadline: float | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
+    # The routing policy (see plugway.policy): all optional.
+    retry: RetryPolicy | None = None
+    hedge: HedgePolicy | None = None
+    rules: list[Rule] = attrs.field(factory=list)
+    fallbacks: Fallbacks = attrs.field(factory=Fallbacks)
+    require_region: str | None = None
+    prefer_region: str | None = None
 
 
 @attrs.define(kw_only=True)
@@ -102,8 +112,17 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
             price=t.price,
             region=t.region,
             tags=tuple(t.tags),
+            context_window=t.context_window,
         )
         for t in model.targets
+    )
+    policy = RoutePolicy(
+        retry=model.retry,
+        hedge=model.hedge,
+        rules=tuple(model.rules),
+        fallbacks=model.fallbacks,
+        require_region=model.require_region,
+        prefer_region=model.prefer_region,
     )
     return Route(
         name=model.name,
@@ -111,6 +130,7 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
         strategy=model.strategy,
         deadline=model.deadline if model.deadline is not None else default_deadline,
         options=dict(model.options),
+        policy=policy,
     )
 
 
@@ -502,6 +522,96 @@ def _check_routes(
                 problems.append(
                     f"models[{i}].targets[{j}].weight: {target.weight} is negative; use 0 or more"
                 )
+            if target.context_window is not None and target.context_window <= 0:
+                problems.append(
+                    f"models[{i}].targets[{j}].context_window: {target.context_window} must be "
+                    "a positive number of tokens"
+                )
+        _check_policy(model, f"models[{i}]", problems)
+
+
+def _check_policy(model: ModelConfig, path: str, problems: list[str]) -> None:
+    """The checks on a model's routing policy that its types alone do not make."""
+    targets = [
+        Target(provider=t.provider, model=t.model, tags=tuple(t.tags)) for t in model.targets
+    ]
+    names = sorted({n for t in targets for n in (t.key, t.provider, *t.tags)})
+
+    def check_names(where: str, used: tuple[str, ...], empty_ok: bool) -> None:
+        if not used and not empty_ok:
+            problems.append(f"{where}: empty; name at least one target of this model")
+        for k, name in enumerate(used):
+            if not any(t.named_by(name) for t in targets):
+                problems.append(
+                    f"{where}[{k}]: {name!r} names no target of model '{model.name}'"
+                    f"{_closest(name, names)}; name a target by provider/model, provider or "
+                    f"tag: {', '.join(names)}"
+                )
+
+    if model.rules and model.strategy != "rules":
+        problems.append(
+            f"{path}.rules: rules are only applied by the 'rules' strategy, and this model's "
+            f"strategy is {model.strategy!r}; set strategy = \"rules\" or remove the rules"
+        )
+    if model.strategy == "rules" and not model.rules:
+        problems.append(f"{path}.rules: strategy 'rules' needs at least one rule; add "
+                        '[[models.rules]] tables, e.g. { tools = true, use = ["claude"] }')
+    for k, rule in enumerate(model.rules):
+        where = f"{path}.rules[{k}]"
+        check_names(f"{where}.use", rule.use, empty_ok=False)
+        for field in ("min_prompt_tokens", "max_prompt_tokens"):
+            value = getattr(rule, field)
+            if value is not None and value < 0:
+                problems.append(f"{where}.{field}: {value} is negative; use 0 or more tokens")
+        low, high = rule.min_prompt_tokens, rule.max_prompt_tokens
+        if low is not None and high is not None and low > high:
+            problems.append(
+                f"{where}: min_prompt_tokens ({low}) is above max_prompt_tokens ({high}); "
+                "no request could match"
+            )
+    check_names(f"{path}.fallbacks.context_window", model.fallbacks.context_window, True)
+    check_names(f"{path}.fallbacks.content_filter", model.fallbacks.content_filter, True)
+    if model.retry is not None:
+        retry = model.retry
+        if retry.attempts < 0:
+            problems.append(f"{path}.retry.attempts: {retry.attempts} is negative; use 0 or more")
+        if retry.base <= 0:
+            problems.append(f"{path}.retry.base: {retry.base} must be more than 0 seconds")
+        if retry.cap < retry.base:
+            problems.append(
+                f"{path}.retry.cap: {retry.cap} is below retry.base ({retry.base}); the cap "
+                "must be at least the base delay"
+            )
+    if model.hedge is not None:
+        hedge = model.hedge
+        if (hedge.after is None) == (hedge.percentile is None):
+            problems.append(
+                f"{path}.hedge: give exactly one of 'after' (seconds) or 'percentile' (of the "
+                "target's recent time to first token), e.g. hedge = { after = 0.5 }"
+            )
+        if hedge.after is not None and hedge.after <= 0:
+            problems.append(f"{path}.hedge.after: {hedge.after} must be more than 0 seconds")
+        if hedge.percentile is not None and not 0 < hedge.percentile < 100:
+            problems.append(
+                f"{path}.hedge.percentile: {hedge.percentile} is out of range; use a number "
+                "between 0 and 100, e.g. 95"
+            )
+        if not 0 < hedge.min <= hedge.max:
+            problems.append(
+                f"{path}.hedge: min ({hedge.min}) and max ({hedge.max}) must satisfy "
+                "0 < min <= max"
+            )
+        if len(model.targets) < 2:
+            problems.append(f"{path}.hedge: hedging needs a second target to race; add one")
+    regions = sorted({t.region for t in model.targets if t.region})
+    for field in ("require_region", "prefer_region"):
+        value = getattr(model, field)
+        if value is not None and value not in regions:
+            problems.append(
+                f"{path}.{field}: no target of model '{model.name}' is in region {value!r}; "
+                + (f"its regions are: {', '.join(regions)}" if regions
+                   else "set region = \"...\" on its targets")
+            )
 
 
 def _structure_plugin_settings(raw: Any, registry: Registry, problems: list[str]) -> dict[str, Any]:

@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from plugway.policy import RoutePolicy
+
 if TYPE_CHECKING:
     from plugway.errors import GatewayError
+    from plugway.routing import StrategyEnv
 
 
 @attrs.frozen
@@ -30,7 +33,8 @@ class Target:
     """One way to serve a model: a provider instance and the model name it knows.
 
     ``provider`` is the instance name (the ``[providers.NAME]`` table), ``model`` the upstream
-    model. ``weight``, ``price``, ``region`` and ``tags`` are for routing strategies.
+    model. ``weight``, ``price``, ``region``, ``tags`` and ``context_window`` (the model's
+    context size in tokens, when known) are for routing strategies.
     """
 
     provider: str
@@ -40,6 +44,12 @@ class Target:
     region: str | None = None
     tags: tuple[str, ...] = ()
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    context_window: int | None = None
+
+    def named_by(self, name: str) -> bool:
+        """True when ``name`` (from a rule or a fallback list) names this target: its
+        ``provider/model`` key, its provider, or one of its tags."""
+        return name in (self.key, self.provider) or name in self.tags
 
     @property
     def key(self) -> str:
@@ -56,6 +66,7 @@ class Route:
     strategy: str = "fallback"
     deadline: float | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    policy: RoutePolicy = attrs.field(factory=RoutePolicy)  # retries, hedging, rules, regions
 
 
 class FailureAction(enum.Enum):
@@ -98,6 +109,7 @@ class Attempt:
     outcome: str = "pending"
     status: int | None = None
     error: GatewayError | None = None
+    hedge: bool = False  # started alongside a slower attempt (see the hedge_delay hook)
 
     @property
     def latency(self) -> float | None:
@@ -113,7 +125,53 @@ class Attempt:
         }
         if self.error is not None:
             out["error"] = type(self.error).__name__
+        if self.hedge:
+            out["hedge"] = True
         return out
+
+
+@attrs.define(slots=True)
+class RouteTrace:
+    """Why the plan is what it is: filled by the routing strategy (and the failure policy),
+    logged with the request and sent back on ``x-plugway-debug: route``. Target keys only,
+    never payload."""
+
+    strategy: str = ""
+    candidates: list[str] = attrs.field(factory=list)
+    scores: dict[str, float] = attrs.field(factory=dict)
+    skipped: dict[str, str] = attrs.field(factory=dict)  # target key -> why it was left out
+    plan: list[str] = attrs.field(factory=list)
+    notes: list[str] = attrs.field(factory=list)  # "rule 2 matched", "hedged after 0.2s", ...
+
+    def summary(self, attempts: list[Attempt]) -> dict[str, Any]:
+        """A log-safe dict of the trace and the attempts' outcomes."""
+        out: dict[str, Any] = {"strategy": self.strategy, "candidates": self.candidates,
+                               "plan": self.plan}
+        if self.scores:
+            out["scores"] = {key: round(value, 6) for key, value in self.scores.items()}
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.notes:
+            out["notes"] = self.notes
+        out["attempts"] = [f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
+                           for a in attempts]
+        return out
+
+    def compact(self, attempts: list[Attempt]) -> str:
+        """One header line: ``strategy=...; plan=a,b; skipped=c:cooldown; attempts=a:ok``."""
+        parts = [f"strategy={self.strategy}", "plan=" + ",".join(self.plan)]
+        if self.scores:
+            parts.append("scores=" + ",".join(f"{k}:{v:.4g}" for k, v in self.scores.items()))
+        if self.skipped:
+            parts.append("skipped=" + ",".join(f"{k}:{v}" for k, v in self.skipped.items()))
+        if self.notes:
+            parts.append("notes=" + ",".join(self.notes))
+        parts.append("attempts=" + ",".join(
+            f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
+            for a in attempts))
+        text = "; ".join(parts)
+        # header values are latin-1 and single-line
+        return text.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
 
 
 def new_request_id() -> str:
@@ -141,7 +199,11 @@ class RequestContext:
     started_wall: float = attrs.field(factory=time.time)
     deadline: float | None = None
     route: Route | None = None
-    plan: list[Target] = attrs.field(factory=list)
+    plan: list[Target] = attrs.field(factory=list)  # on_failure may rewrite what is not tried yet
+    # The gateway's routing environment (clock, random, state routing plugins share); set
+    # by the core before select_provider.
+    env: StrategyEnv | None = None
+    trace: RouteTrace = attrs.field(factory=RouteTrace)  # the routing decision, for logs
     attempts: list[Attempt] = attrs.field(factory=list)
     first_token_at: float | None = None
     ended: float | None = None
@@ -156,6 +218,11 @@ class RequestContext:
 
     @property
     def final_attempt(self) -> Attempt | None:
+        """The attempt that answered (a hedged race's winner need not be the last one
+        started), else the last attempt."""
+        for attempt in reversed(self.attempts):
+            if attempt.outcome == "ok":
+                return attempt
         return self.attempts[-1] if self.attempts else None
 
     @property

@@ -41,6 +41,7 @@ class Gateway:
         self.plugins = plugins
         self.registry = registry
         self.env = env or StrategyEnv()
+        self.env.settings = config.plugin_settings
         self.providers: dict[str, Provider] = {
             name: registry.providers[settings.type].provider_class(name, settings)
             for name, settings in config.providers.items()

@@ -35,6 +35,8 @@ async def route(gw: Gateway, ctx: RequestContext) -> None:
     ctx.route = gw.router.resolve(ctx.model)
     if ctx.route.deadline is not None:
         ctx.deadline = ctx.started + ctx.route.deadline
+    ctx.env = gw.env
+    ctx.trace.candidates = [t.key for t in ctx.route.targets]
     plan = await gw.hooks.call_first("select_provider", ctx=ctx, candidates=ctx.route.targets)
     unknown = [t for t in plan or () if t.provider not in gw.providers]
     if not plan or unknown:
@@ -43,57 +45,50 @@ async def route(gw: Gateway, ctx: RequestContext) -> None:
             f"no target is available for model '{ctx.model}'{detail}", code="no_target"
         )
     ctx.plan = list(plan)
+    ctx.trace.strategy = ctx.trace.strategy or "select_provider hook"
+    ctx.trace.plan = [t.key for t in ctx.plan]
 
 
 async def attempt_plan(
     gw: Gateway,
     ctx: RequestContext,
     operation: Callable[[Provider, Target], Awaitable[T]],
+    discard: Callable[[T], Awaitable[None]] | None = None,
 ) -> T:
     """Try the plan's targets until one succeeds, as ``on_failure`` decides.
 
     Each attempt is bounded by its provider's ``timeout`` and by what is left of the request's
-    deadline. Raises the error of the last attempt when the policy stops on a final error, or
+    deadline. When ``hedge_delay`` answers a delay, the attempt races the next target once
+    the delay passes (see that hook); ``discard`` releases a result that lost such a race.
+    Raises the error of the last attempt when the policy stops on a final error, or
     :class:`RoutingExhausted` when retryable failures used up the plan or the deadline.
     """
     index, tries_of_target = 0, 0
     error: GatewayError | None = None
+    hedging = gw.hooks.has("hedge_delay")
     while index < len(ctx.plan):
-        target = ctx.plan[index]
-        provider = gw.providers[target.provider]
-        budget = provider.settings.timeout
         remaining = ctx.remaining()
-        if remaining is not None:
-            if remaining <= 0:
-                break
-            budget = min(budget, remaining)
-        attempt = Attempt(target, len(ctx.attempts) + 1, index, tries_of_target, time.monotonic())
-        ctx.attempts.append(attempt)
-        try:
-            async with asyncio.timeout(budget):
-                result = await operation(provider, target)
-        except TimeoutError:
-            error = UpstreamTimeout(
-                f"provider '{target.provider}' did not answer within {budget:.3g}s",
-                provider=target.provider,
-            )
-        except GatewayError as exc:
-            error = exc
-        except asyncio.CancelledError:
-            attempt.outcome, attempt.ended = "cancelled", time.monotonic()
-            raise
-        except Exception as exc:
-            logger.opt(exception=True).error("provider {!r} raised", target.provider)
-            error = UpstreamUnavailable(
-                f"provider '{target.provider}' failed ({type(exc).__name__})",
-                provider=target.provider,
-            )
+        if remaining is not None and remaining <= 0:
+            break
+        delay = None
+        if hedging and index + 1 < len(ctx.plan):
+            delay = await gw.hooks.call_first("hedge_delay", ctx=ctx, target=ctx.plan[index])
+        if delay is None:
+            attempt, outcome = await _attempt(gw, ctx, operation, index, tries_of_target)
+            if not isinstance(outcome, GatewayError):
+                return outcome
+            failures = [(attempt, outcome)]
         else:
-            attempt.outcome, attempt.status, attempt.ended = "ok", 200, time.monotonic()
-            return result
-        attempt.outcome, attempt.error, attempt.ended = "error", error, time.monotonic()
-        attempt.status = getattr(error, "upstream_status", None) or error.status
-        decision = await gw.hooks.call_first("on_failure", ctx=ctx, attempt=attempt, error=error)
+            won, failures = await _race(gw, ctx, operation, index, tries_of_target, delay,
+                                        discard)
+            if won is not None:
+                return won[0]
+        decision: object = None
+        for attempt, error in failures:
+            decision = await gw.hooks.call_first(
+                "on_failure", ctx=ctx, attempt=attempt, error=error
+            )
+        attempt, error = failures[-1]
         if not isinstance(decision, FailureDecision):
             decision = FailureDecision.stop("no failure policy decided")
         if decision.action is FailureAction.RETRY:
@@ -102,12 +97,106 @@ async def attempt_plan(
                 break
             if decision.delay > 0:
                 await asyncio.sleep(decision.delay)
-            tries_of_target += 1
+            index, tries_of_target = attempt.plan_index, attempt.retry_of_target + 1
         elif decision.action is FailureAction.NEXT:
-            index, tries_of_target = index + 1, 0
+            index, tries_of_target = max(a.plan_index for a, _ in failures) + 1, 0
         else:
             break
     raise final_error(ctx, error)
+
+
+async def _attempt(
+    gw: Gateway,
+    ctx: RequestContext,
+    operation: Callable[[Provider, Target], Awaitable[T]],
+    index: int,
+    tries_of_target: int,
+    hedge: bool = False,
+) -> tuple[Attempt, T | GatewayError]:
+    """One attempt of ``ctx.plan[index]``: its result, or the error it failed with. Only
+    cancellation propagates (the attempt is then recorded as "cancelled")."""
+    target = ctx.plan[index]
+    provider = gw.providers[target.provider]
+    budget = provider.settings.timeout
+    remaining = ctx.remaining()
+    if remaining is not None:
+        budget = max(0.0, min(budget, remaining))
+    attempt = Attempt(target, len(ctx.attempts) + 1, index, tries_of_target, time.monotonic(),
+                      hedge=hedge)
+    ctx.attempts.append(attempt)
+    observed = gw.hooks.has("attempt_ended")
+    if gw.hooks.has("attempt_started"):
+        await gw.hooks.notify("attempt_started", ctx=ctx, attempt=attempt)
+    error: GatewayError
+    try:
+        async with asyncio.timeout(budget):
+            result = await operation(provider, target)
+    except TimeoutError:
+        error = UpstreamTimeout(
+            f"provider '{target.provider}' did not answer within {budget:.3g}s",
+            provider=target.provider,
+        )
+    except GatewayError as exc:
+        error = exc
+    except asyncio.CancelledError:
+        attempt.outcome, attempt.ended = "cancelled", time.monotonic()
+        if observed:
+            await gw.hooks.notify("attempt_ended", ctx=ctx, attempt=attempt)
+        raise
+    except Exception as exc:
+        logger.opt(exception=True).error("provider {!r} raised", target.provider)
+        error = UpstreamUnavailable(
+            f"provider '{target.provider}' failed ({type(exc).__name__})",
+            provider=target.provider,
+        )
+    else:
+        attempt.outcome, attempt.status, attempt.ended = "ok", 200, time.monotonic()
+        if observed:
+            await gw.hooks.notify("attempt_ended", ctx=ctx, attempt=attempt)
+        return attempt, result
+    attempt.outcome, attempt.error, attempt.ended = "error", error, time.monotonic()
+    attempt.status = getattr(error, "upstream_status", None) or error.status
+    if observed:
+        await gw.hooks.notify("attempt_ended", ctx=ctx, attempt=attempt)
+    return attempt, error
+
+
+async def _race(
+    gw: Gateway,
+    ctx: RequestContext,
+    operation: Callable[[Provider, Target], Awaitable[T]],
+    index: int,
+    tries_of_target: int,
+    delay: float,
+    discard: Callable[[T], Awaitable[None]] | None,
+) -> tuple[tuple[T] | None, list[tuple[Attempt, GatewayError]]]:
+    """A hedged attempt: ``ctx.plan[index]``, joined by ``ctx.plan[index + 1]`` if it has not
+    answered after ``delay`` seconds. Returns the first success (as a 1-tuple) and every
+    failure; whatever is still running when one wins is cancelled before this returns."""
+    pending = {asyncio.ensure_future(_attempt(gw, ctx, operation, index, tries_of_target))}
+    failures: list[tuple[Attempt, GatewayError]] = []
+    won: tuple[T] | None = None
+    try:
+        done, _ = await asyncio.wait(pending, timeout=delay)
+        if not done:
+            ctx.trace.notes.append(f"hedged {ctx.plan[index + 1].key} after {delay:.3g}s")
+            pending.add(asyncio.ensure_future(_attempt(gw, ctx, operation, index + 1, 0, True)))
+        while pending and won is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: t.result()[0].number):
+                attempt, outcome = task.result()
+                if isinstance(outcome, GatewayError):
+                    failures.append((attempt, outcome))
+                elif won is None:
+                    won = (outcome,)
+                elif discard is not None:
+                    await discard(outcome)
+        return won, failures
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
 
 def final_error(ctx: RequestContext, last: GatewayError | None) -> GatewayError:
@@ -208,7 +297,10 @@ async def open_stream(gw: Gateway, ctx: RequestContext) -> OpenStream:
             raise
         return OpenStream(stream, events, first)
 
-    return await attempt_plan(gw, ctx, call)
+    async def discard(opened: OpenStream) -> None:
+        await close_quietly(opened.stream)
+
+    return await attempt_plan(gw, ctx, call, discard)
 
 
 async def close_quietly(stream: ChunkStream) -> None:

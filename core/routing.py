@@ -7,21 +7,38 @@ import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 from plugway.context import RequestContext, Route, Target
 from plugway.errors import ModelNotFound
 from plugway.hooks import hookimpl
 
+S = TypeVar("S")
+
 
 @attrs.define
 class StrategyEnv:
     """What a strategy may depend on, injectable so tests are exact: a monotonic ``clock``
-    and a ``random`` source."""
+    and a ``random`` source.
+
+    One per gateway (per worker). ``settings`` are the plugins' validated settings by name
+    (``config.plugin_settings``, set by the gateway). ``shared`` holds the objects routing
+    plugins share between their strategies and request hooks (health, latency figures),
+    made once through :meth:`service`; hooks reach it as ``ctx.env``.
+    """
 
     clock: Callable[[], float] = time.monotonic
     random: random.Random = attrs.field(factory=random.Random)
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    shared: dict[str, Any] = attrs.field(factory=dict)
+
+    def service(self, name: str, factory: Callable[[StrategyEnv], S]) -> S:
+        """The shared object ``name``, made by ``factory(self)`` on first use."""
+        found = self.shared.get(name)
+        if found is None:
+            found = self.shared[name] = factory(self)
+        return found  # type: ignore[no-any-return]
 
 
 class Strategy(Protocol):
@@ -80,7 +97,9 @@ class StrategyDispatch:
         self, ctx: RequestContext, candidates: Sequence[Target]
     ) -> list[Target] | None:
         route = ctx.route
-        strategy = self.strategies[route.strategy if route is not None else "fallback"]
+        name = route.strategy if route is not None else "fallback"
+        strategy = self.strategies[name]
+        ctx.trace.strategy = name
         plan = strategy.plan(ctx, candidates)
         if inspect.isawaitable(plan):
             plan = await plan

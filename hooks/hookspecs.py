@@ -12,9 +12,9 @@ How hooks are called
 * ``hookwrapper``/``wrapper`` impls are refused at load time: they would only ever see
   un-awaited coroutines.
 * Errors: request-path hooks (``pre_route``, ``select_provider``, ``on_failure``,
-  ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is answered to the
-  client as it is, any other exception as a 500 naming the plugin. Observer hooks
-  (``post_response``) fail *open*: the error is logged with the plugin's name and the
+  ``hedge_delay``, ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is
+  answered to the client as it is, any other exception as a 500 naming the plugin. Observer
+  hooks (``post_response``, ``attempt_started``, ``attempt_ended``) fail *open*: the error is logged with the plugin's name and the
   response is not affected. Lifecycle and registration errors stop startup.
 """
 
@@ -135,11 +135,47 @@ def on_failure(
     Called once per failed attempt with the attempt (its target, number and timing) and the
     error. Return :class:`plugway.context.FailureDecision` ``.retry(delay)`` to try the same
     target again, ``.next()`` for the next target in the plan, ``.stop()`` to answer the
-    client with this error, or ``None`` to defer. The built-in policy runs last: retryable
-    errors go to the next target; the last target is retried once when the upstream sent
-    ``retry-after`` and it fits the deadline; other errors stop. The core never waits past the
+    client with this error, or ``None`` to defer. An impl may rewrite the part of
+    ``ctx.plan`` after ``attempt.plan_index`` (a fallback to larger-context targets, say)
+    before it returns ``.next()``. The built-in policy runs last: see
+    :mod:`plugway.plugins.failure_policy` (retries with back-off within a retry budget,
+    failover, context-window and content-filter fallbacks; other errors stop). The core never waits past the
     request's deadline whatever a decision says. Observers (health tracking) return ``None``.
     For streams this is only called before any byte reached the client. May be async.
+    """
+
+
+@hookspec(firstresult=True)
+def hedge_delay(ctx: RequestContext, target: Target) -> float | None:
+    """Opt a request into hedging: seconds to wait for ``target``'s first token before the
+    next target of the plan is started alongside it.
+
+    Asked before an attempt when the plan has a target after it. Return ``None`` (the
+    default) for no hedge. When the delay passes without an answer (for a stream: without its
+    first event), the core starts the next target; the first attempt to succeed wins, the
+    other is cancelled at once (its connection is closed, its outcome is "cancelled"). Each
+    failed attempt of the race still goes through ``on_failure``; the decision about the last
+    one to fail steers the walk on. The extra attempt counts against nothing in the core:
+    an impl that hedges should consult its retry budget. Should be sync (called per attempt);
+    an awaitable is awaited. Fails closed.
+    """
+
+
+@hookspec
+def attempt_started(ctx: RequestContext, attempt: Attempt) -> None:
+    """Observe the start of one attempt (``attempt.target``, ``attempt.started``), before
+    the provider is called. For in-flight counts and latency figures. Only called when some
+    plugin implements it. Should be sync and cheap. Fails open.
+    """
+
+
+@hookspec
+def attempt_ended(ctx: RequestContext, attempt: Attempt) -> None:
+    """Observe the end of one attempt, once per :func:`attempt_started`, whatever its
+    ``outcome`` ("ok", "error" or "cancelled"; ``attempt.error`` holds the error). For a
+    stream, an attempt ends when its first event arrives, so ``attempt.latency`` is then the
+    time to first token. Called before ``on_failure`` for a failed attempt. Only called when
+    some plugin implements it. Should be sync and cheap. Fails open.
     """
 
 

@@ -43,6 +43,7 @@ def request_record(ctx: RequestContext) -> dict[str, Any]:
         "cost": ctx.cost,
         "finish_reason": ctx.finish_reason,
         "tags": ctx.tags or None,
+        "route": ctx.trace.summary(ctx.attempts),
     }
 
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
-from plugway.routing import StrategyEnv
+from plugway.plugins.routing.common import BaseStrategy
 
 
-class Fallback:
-    """Config order, every time."""
+class Fallback(BaseStrategy):
+    """Config order, every time (targets in cool-down skipped)."""
 
-    def __init__(self, env: StrategyEnv) -> None:
-        self.env = env
+    name = "fallback"
 
-    def plan(self, ctx: RequestContext, candidates: Sequence[Target]) -> list[Target]:
-        return list(candidates)
+    def order(self, ctx: RequestContext, targets: list[Target]) -> list[Target]:
+        return targets
 
 
 @hookimpl
