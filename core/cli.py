@@ -1,4 +1,4 @@
-"""``plugway serve | check | plugins``."""
+"""``plugway serve | check | route | plugins``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO")
     check = commands.add_parser("check", help="validate a config and print its routing table")
     check.add_argument("config", help="TOML config file")
+    route = commands.add_parser(
+        "route", help="print the plan the gateway would follow for a request, sending nothing"
+    )
+    route.add_argument("--config", "-c", help="TOML config file (default: built-in)")
+    route.add_argument("--model", "-m", required=True, help="the model a client would ask for")
+    route.add_argument("--prompt-tokens", type=int, default=100,
+                       help="estimated prompt tokens of the request (default 100)")
+    route.add_argument("--tools", action="store_true", help="the request carries tools")
+    route.add_argument("--stream", action="store_true", help="the request is streamed")
+    route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                       help="a request header (repeatable), e.g. x-plugway-require-region:eu")
+    route.add_argument("--json", action="store_true", help="print JSON")
     plugins = commands.add_parser("plugins", help="list installed plugins and their hooks")
     plugins.add_argument("--config", "-c", help="TOML config file (for [plugins] disabled)")
     plugins.add_argument("--json", action="store_true", help="print JSON")
@@ -38,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "check":
             return check(args.config)
+        if args.command == "route":
+            return route(args)
         return plugins(args.config, as_json=args.json)
     except ConfigError as exc:
         print(f"plugway: config error in {_source(args)}:", file=sys.stderr)
@@ -122,6 +136,67 @@ def check(path: str) -> int:
                 f"    {i}. {target.key}"
                 + (f"  weight={target.weight}" if target.weight != 1.0 else "")
             )
+    return 0
+
+
+def route(args: argparse.Namespace) -> int:
+    """Resolve the model and run ``select_provider`` on a made-up request of the given shape
+    (no ``pre_route``, nothing sent). Health and latency figures are this process's: fresh."""
+    import asyncio
+
+    from plugway.context import RequestContext
+    from plugway.errors import GatewayError
+
+    gateway = load_gateway(args.config)
+    headers = {}
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep:
+            print(f"plugway: --header {item!r}: write it as NAME:VALUE", file=sys.stderr)
+            return 2
+        headers[name.strip().lower()] = value.strip()
+    body: dict[str, Any] = {
+        "model": args.model,
+        "messages": [{"role": "user", "content": "x" * (4 * max(0, args.prompt_tokens))}],
+    }
+    if args.tools:
+        body["tools"] = [{"type": "function", "function": {"name": "tool", "parameters": {}}}]
+    ctx = RequestContext(endpoint="chat.completions", body=body, headers=headers,
+                         model=args.model, stream=args.stream)
+
+    async def plan() -> None:
+        ctx.route = gateway.router.resolve(ctx.model)
+        ctx.env = gateway.env
+        ctx.trace.candidates = [t.key for t in ctx.route.targets]
+        chosen = await gateway.hooks.call_first(
+            "select_provider", ctx=ctx, candidates=ctx.route.targets
+        )
+        ctx.plan = list(chosen or [])
+        ctx.trace.strategy = ctx.trace.strategy or "select_provider hook"
+        ctx.trace.plan = [t.key for t in ctx.plan]
+
+    try:
+        asyncio.run(plan())
+    except GatewayError as exc:
+        print(f"plugway: {exc.message}", file=sys.stderr)
+        return 1
+    trace = ctx.trace.summary([])
+    trace.pop("attempts")
+    if args.json:
+        print(orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    route = ctx.route
+    assert route is not None
+    print(f"model {route.name}: strategy={trace['strategy']}, deadline={route.deadline}s")
+    for i, target in enumerate(ctx.plan, 1):
+        score = ctx.trace.scores.get(target.key)
+        extra = f"  score={score:.6g}" if score is not None else ""
+        region = f"  region={target.region}" if target.region else ""
+        print(f"  {i}. {target.key}{region}{extra}")
+    for key, why in ctx.trace.skipped.items():
+        print(f"  skipped {key}: {why}")
+    for note in ctx.trace.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -69,7 +69,7 @@ class Rules(BaseStrategy):
         for i, rule in enumerate(rules):
             if rule_matches(rule, ctx, shape):
                 chosen = named_targets(rule.use, candidates) or chosen
-                ctx.trace.notes.append(f"rule {rule.name or i} matched")
+                ctx.trace.notes.append(f"rule {rule.name or f'rules[{i}]'} matched")
                 break
         else:
             ctx.trace.notes.append("no rule matched")
