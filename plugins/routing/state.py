@@ -261,6 +261,16 @@ class RetryBudget:
         allowed = s.budget_min + s.budget_ratio * self._count(self._requests, now)
         return self._count(self._retries, now) + 1 <= allowed
 
+    def refund(self, spent_at: float) -> None:
+        """Give back one retry taken at ``spent_at`` that was not used (a hedge that did
+        not start); nothing when its bucket has already left the window."""
+        bucket = int(spent_at // self._width)
+        for i, (b, n) in enumerate(self._retries):
+            if b == bucket and n > 0:
+                self._retries[i] = (b, n - 1)
+                self.spent -= 1
+                return
+
     def try_spend(self, now: float) -> bool:
         """Take one retry from the budget if it has one; False (and counted) otherwise."""
         if not self.allows(now):

@@ -1,6 +1,6 @@
 """The ``routing_stats`` plugin: watches attempts start and end to keep each target's
 in-flight count and decaying latency and time-to-first-token averages (read by least-busy,
-least-latency and hedging), and counts requests and hedges for the retry budget."""
+least-latency and hedging), and counts requests for the retry budget."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ def attempt_started(ctx: RequestContext, attempt: Attempt) -> None:
     state.stats.of(attempt.target.key).in_flight += 1
     if attempt.number == 1:
         state.budget.request(state.clock())
-    elif attempt.hedge:
-        state.budget.try_spend(state.clock())
 
 
 @hookimpl
