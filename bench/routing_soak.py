@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import orjson
-
 from plugway.testing import Behaviour, FakeOpenAI, GatewayProcess, Hang, Reply, Reset, Status
 
 BUDGET_RATIO, BUDGET_MIN, BUDGET_WINDOW = 0.2, 3, 10.0
@@ -86,8 +85,9 @@ targets = [
 """
 
 
-async def drive(gw: GatewayProcess, requests: int, concurrency: int, stream_share: float,
-                rng: random.Random) -> list[tuple[int, float]]:
+async def drive(
+    gw: GatewayProcess, requests: int, concurrency: int, stream_share: float, rng: random.Random
+) -> list[tuple[int, float]]:
     results: list[tuple[int, float]] = []
     queue = list(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -96,14 +96,19 @@ async def drive(gw: GatewayProcess, requests: int, concurrency: int, stream_shar
         while queue:
             queue.pop()
             stream = rng.random() < stream_share
-            body = {"model": "soak", "messages": [{"role": "user", "content": "ping"}],
-                    "stream": stream}
+            body = {
+                "model": "soak",
+                "messages": [{"role": "user", "content": "ping"}],
+                "stream": stream,
+            }
             started = time.monotonic()
             try:
                 response = await client.post(gw.base_url + "/chat/completions", json=body)
                 ok = response.status_code == 200 and (
-                    b"data: [DONE]" in response.content if stream
-                    else b'"choices"' in response.content)
+                    b"data: [DONE]" in response.content
+                    if stream
+                    else b'"choices"' in response.content
+                )
                 status = response.status_code if ok else -response.status_code
             except httpx.HTTPError:
                 status = 0
@@ -115,8 +120,15 @@ async def drive(gw: GatewayProcess, requests: int, concurrency: int, stream_shar
 
 
 def count_attempts(records: list[dict[str, Any]]) -> dict[str, int]:
-    counts = {"attempts": 0, "primary": 0, "backup": 0, "retries": 0, "hedges": 0,
-              "failovers": 0, "cancelled": 0}
+    counts = {
+        "attempts": 0,
+        "primary": 0,
+        "backup": 0,
+        "retries": 0,
+        "hedges": 0,
+        "failovers": 0,
+        "cancelled": 0,
+    }
     for record in records:
         previous = None
         for attempt in record["attempts"]:
@@ -133,14 +145,17 @@ def count_attempts(records: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def run(requests: int = 3000, concurrency: int = 32, seed: int = 1,
-        stream_share: float = 0.2) -> dict[str, Any]:
+def run(
+    requests: int = 3000, concurrency: int = 32, seed: int = 1, stream_share: float = 0.2
+) -> dict[str, Any]:
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # the scripted resets
-    with FlakyOpenAI(seed) as primary, FakeOpenAI() as backup, \
-            GatewayProcess(soak_config(primary, backup)) as gw:
+    with (
+        FlakyOpenAI(seed) as primary,
+        FakeOpenAI() as backup,
+        GatewayProcess(soak_config(primary, backup)) as gw,
+    ):
         started = time.monotonic()
-        results = asyncio.run(drive(gw, requests, concurrency, stream_share,
-                                    random.Random(seed)))
+        results = asyncio.run(drive(gw, requests, concurrency, stream_share, random.Random(seed)))
         elapsed = time.monotonic() - started
         records = gw.request_logs(wait_for=requests, timeout=15)
     counts = count_attempts(records)
@@ -174,8 +189,11 @@ def main() -> int:
     args = parser.parse_args()
     figures = run(args.requests, args.concurrency, args.seed)
     print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
-    ok = (figures["client_failures"] == 0 and figures["logged"] == args.requests
-          and figures["extra_attempts_budgeted"] <= figures["retry_budget"])
+    ok = (
+        figures["client_failures"] == 0
+        and figures["logged"] == args.requests
+        and figures["extra_attempts_budgeted"] <= figures["retry_budget"]
+    )
     return 0 if ok else 1
 
 

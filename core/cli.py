@@ -30,12 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     route.add_argument("--config", "-c", help="TOML config file (default: built-in)")
     route.add_argument("--model", "-m", required=True, help="the model a client would ask for")
-    route.add_argument("--prompt-tokens", type=int, default=100,
-                       help="estimated prompt tokens of the request (default 100)")
+    route.add_argument(
+        "--prompt-tokens",
+        type=int,
+        default=100,
+        help="estimated prompt tokens of the request (default 100)",
+    )
     route.add_argument("--tools", action="store_true", help="the request carries tools")
     route.add_argument("--stream", action="store_true", help="the request is streamed")
-    route.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
-                       help="a request header (repeatable), e.g. x-plugway-require-region:eu")
+    route.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a request header (repeatable), e.g. x-plugway-require-region:eu",
+    )
     route.add_argument("--json", action="store_true", help="print JSON")
     plugins = commands.add_parser("plugins", help="list installed plugins and their hooks")
     plugins.add_argument("--config", "-c", help="TOML config file (for [plugins] disabled)")
@@ -161,8 +170,13 @@ def route(args: argparse.Namespace) -> int:
     }
     if args.tools:
         body["tools"] = [{"type": "function", "function": {"name": "tool", "parameters": {}}}]
-    ctx = RequestContext(endpoint="chat.completions", body=body, headers=headers,
-                         model=args.model, stream=args.stream)
+    ctx = RequestContext(
+        endpoint="chat.completions",
+        body=body,
+        headers=headers,
+        model=args.model,
+        stream=args.stream,
+    )
 
     async def plan() -> None:
         ctx.route = gateway.router.resolve(ctx.model)

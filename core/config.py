@@ -551,11 +551,13 @@ def _check_policy(model: ModelConfig, path: str, problems: list[str]) -> None:
     if model.rules and model.strategy != "rules":
         problems.append(
             f"{path}.rules: rules are only applied by the 'rules' strategy, and this model's "
-            f"strategy is {model.strategy!r}; set strategy = \"rules\" or remove the rules"
+            f'strategy is {model.strategy!r}; set strategy = "rules" or remove the rules'
         )
     if model.strategy == "rules" and not model.rules:
-        problems.append(f"{path}.rules: strategy 'rules' needs at least one rule; add "
-                        '[[models.rules]] tables, e.g. { tools = true, use = ["claude"] }')
+        problems.append(
+            f"{path}.rules: strategy 'rules' needs at least one rule; add "
+            '[[models.rules]] tables, e.g. { tools = true, use = ["claude"] }'
+        )
     for k, rule in enumerate(model.rules):
         where = f"{path}.rules[{k}]"
         check_names(f"{where}.use", rule.use, empty_ok=False)
@@ -598,8 +600,7 @@ def _check_policy(model: ModelConfig, path: str, problems: list[str]) -> None:
             )
         if not 0 < hedge.min <= hedge.max:
             problems.append(
-                f"{path}.hedge: min ({hedge.min}) and max ({hedge.max}) must satisfy "
-                "0 < min <= max"
+                f"{path}.hedge: min ({hedge.min}) and max ({hedge.max}) must satisfy 0 < min <= max"
             )
         if len(model.targets) < 2:
             problems.append(f"{path}.hedge: hedging needs a second target to race; add one")
@@ -609,8 +610,11 @@ def _check_policy(model: ModelConfig, path: str, problems: list[str]) -> None:
         if value is not None and value not in regions:
             problems.append(
                 f"{path}.{field}: no target of model '{model.name}' is in region {value!r}; "
-                + (f"its regions are: {', '.join(regions)}" if regions
-                   else "set region = \"...\" on its targets")
+                + (
+                    f"its regions are: {', '.join(regions)}"
+                    if regions
+                    else 'set region = "..." on its targets'
+                )
             )
 
 

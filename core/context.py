@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-
 from plugway.policy import RoutePolicy
 
 if TYPE_CHECKING:
@@ -145,16 +144,20 @@ class RouteTrace:
 
     def summary(self, attempts: list[Attempt]) -> dict[str, Any]:
         """A log-safe dict of the trace and the attempts' outcomes."""
-        out: dict[str, Any] = {"strategy": self.strategy, "candidates": self.candidates,
-                               "plan": self.plan}
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "candidates": self.candidates,
+            "plan": self.plan,
+        }
         if self.scores:
             out["scores"] = {key: round(value, 6) for key, value in self.scores.items()}
         if self.skipped:
             out["skipped"] = self.skipped
         if self.notes:
             out["notes"] = self.notes
-        out["attempts"] = [f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
-                           for a in attempts]
+        out["attempts"] = [
+            f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "") for a in attempts
+        ]
         return out
 
     def compact(self, attempts: list[Attempt]) -> str:
@@ -166,9 +169,13 @@ class RouteTrace:
             parts.append("skipped=" + ",".join(f"{k}:{v}" for k, v in self.skipped.items()))
         if self.notes:
             parts.append("notes=" + ",".join(self.notes))
-        parts.append("attempts=" + ",".join(
-            f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
-            for a in attempts))
+        parts.append(
+            "attempts="
+            + ",".join(
+                f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
+                for a in attempts
+            )
+        )
         text = "; ".join(parts)
         # header values are latin-1 and single-line
         return text.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")

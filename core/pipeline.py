@@ -79,8 +79,7 @@ async def attempt_plan(
                 return outcome
             failures = [(attempt, outcome)]
         else:
-            won, failures = await _race(gw, ctx, operation, index, tries_of_target, delay,
-                                        discard)
+            won, failures = await _race(gw, ctx, operation, index, tries_of_target, delay, discard)
             if won is not None:
                 return won[0]
         decision: object = None
@@ -121,8 +120,9 @@ async def _attempt(
     remaining = ctx.remaining()
     if remaining is not None:
         budget = max(0.0, min(budget, remaining))
-    attempt = Attempt(target, len(ctx.attempts) + 1, index, tries_of_target, time.monotonic(),
-                      hedge=hedge)
+    attempt = Attempt(
+        target, len(ctx.attempts) + 1, index, tries_of_target, time.monotonic(), hedge=hedge
+    )
     ctx.attempts.append(attempt)
     observed = gw.hooks.has("attempt_ended")
     if gw.hooks.has("attempt_started"):

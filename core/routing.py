@@ -35,10 +35,10 @@ class StrategyEnv:
 
     def service(self, name: str, factory: Callable[[StrategyEnv], S]) -> S:
         """The shared object ``name``, made by ``factory(self)`` on first use."""
-        found = self.shared.get(name)
-        if found is None:
-            found = self.shared[name] = factory(self)
-        return found  # type: ignore[no-any-return]
+        if name not in self.shared:
+            self.shared[name] = factory(self)
+        found: S = self.shared[name]
+        return found
 
 
 class Strategy(Protocol):

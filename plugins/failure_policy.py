@@ -28,7 +28,8 @@ from plugway.policy import RetryPolicy, RoutePolicy
 
 def backoff(retry: RetryPolicy, n: int, uniform: float) -> float:
     """The wait before retry ``n`` (0-based), for a uniform draw in [0, 1): full jitter."""
-    return uniform * min(retry.cap, retry.base * 2**n)
+    ceiling: float = min(retry.cap, retry.base * 2.0**n)
+    return uniform * ceiling
 
 
 def larger_context(ctx: RequestContext, failed: Target, policy: RoutePolicy) -> list[Target]:
@@ -46,8 +47,9 @@ def larger_context(ctx: RequestContext, failed: Target, policy: RoutePolicy) -> 
     return [t for t in chosen if t.key not in tried]
 
 
-def redirect(ctx: RequestContext, attempt: Attempt, targets: list[Target], why: str
-             ) -> FailureDecision:
+def redirect(
+    ctx: RequestContext, attempt: Attempt, targets: list[Target], why: str
+) -> FailureDecision:
     if not targets:
         return FailureDecision.stop(f"{why}: no fallback target")
     ctx.plan[attempt.plan_index + 1 :] = targets
@@ -59,21 +61,27 @@ def redirect(ctx: RequestContext, attempt: Attempt, targets: list[Target], why: 
 def on_failure(ctx: RequestContext, attempt: Attempt, error: GatewayError) -> FailureDecision:
     policy = ctx.route.policy if ctx.route is not None else RoutePolicy()
     if isinstance(error, ContextWindowExceeded):
-        return redirect(ctx, attempt, larger_context(ctx, attempt.target, policy),
-                        "context window")
+        return redirect(ctx, attempt, larger_context(ctx, attempt.target, policy), "context window")
     if isinstance(error, ContentFiltered):
         tried = {a.target.key for a in ctx.attempts}
-        targets = [t for t in named_targets(policy.fallbacks.content_filter,
-                                            ctx.route.targets if ctx.route else ())
-                   if t.key not in tried]
+        targets = [
+            t
+            for t in named_targets(
+                policy.fallbacks.content_filter, ctx.route.targets if ctx.route else ()
+            )
+            if t.key not in tried
+        ]
         return redirect(ctx, attempt, targets, "content filter")
     if not error.retryable:
         return FailureDecision.stop("not retryable")
     state = routing_state(ctx.env)
     remaining = ctx.remaining()
     retry = policy.retry
-    if (retry is not None and attempt.retry_of_target < retry.attempts
-            and not isinstance(error, UpstreamRateLimited)):
+    if (
+        retry is not None
+        and attempt.retry_of_target < retry.attempts
+        and not isinstance(error, UpstreamRateLimited)
+    ):
         delay = backoff(retry, attempt.retry_of_target, state_random(ctx))
         if remaining is None or delay < remaining:
             if state.budget.try_spend(state.clock()):

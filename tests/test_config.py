@@ -104,7 +104,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\nstrategy = "fallbak"\ntargets = [{ provider = "fake", model = "x" }]\n',
-            "models[0].strategy: unknown strategy 'fallbak' (did you mean 'fallback'?); installed strategies are: fallback",
+            "models[0].strategy: unknown strategy 'fallbak' (did you mean 'fallback'?); installed strategies are: {strategies}",
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\ntargets = [{ provider = "fake", model = "x" }]\n',
@@ -116,7 +116,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fake", model = "x", wieght = 2 }]\n',
-            "models[0].targets[0]: unknown field 'wieght' (did you mean 'weight'?); allowed fields are: provider, model, weight, price, region, tags",
+            "models[0].targets[0]: unknown field 'wieght' (did you mean 'weight'?); allowed fields are: provider, model, weight, price, region, tags, context_window",
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fake", model = "x" }]\n'
@@ -147,7 +147,10 @@ def test_each_mistake_is_named_exactly(tmp_path: Path, text: str, expected: str)
     )
     names = sorted(info.name for info in load_plugins().infos)
     expected = expected.format(
-        types=", ".join(sorted(registry.providers)), plugins=", ".join(names), settings=settings
+        types=", ".join(sorted(registry.providers)),
+        plugins=", ".join(names),
+        settings=settings,
+        strategies=", ".join(sorted(registry.strategies)),
     )
     assert expected in problems_of(tmp_path, text)
 

@@ -69,7 +69,8 @@ def test_builtin_failure_policy_runs_last_and_can_be_overridden() -> None:
 
     hooks = runner(("retry", AlwaysRetry()))
     impls = [impl.plugin for impl in hooks.impls("on_failure")]
-    assert impls == ["retry", "failure_policy"]
+    # health tracking only observes (tryfirst, returns None); the policy runs last
+    assert impls == ["health", "retry", "failure_policy"]
 
 
 def test_impls_take_any_subset_of_arguments() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from plugway.testing import (
     Behaviour,
     CutStream,
@@ -35,10 +34,14 @@ api_key = "sk-{name}-secret-0123456789"
 timeout = {timeout}
 """
         for name, fake, timeout in (
-            ("primary", primary, 0.5), ("backup", backup, 0.5), ("slow", primary, 5),
+            ("primary", primary, 0.5),
+            ("backup", backup, 0.5),
+            ("slow", primary, 5),
         )
     )
-    return providers + """
+    return (
+        providers
+        + """
 [routing]
 deadline = 8
 
@@ -91,6 +94,7 @@ targets = [
   { provider = "backup", model = "b-eu", region = "eu" },
 ]
 """
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +103,15 @@ def gw(primary: FakeOpenAI, backup: FakeOpenAI) -> Iterator[GatewayProcess]:
         yield gateway
 
 
-def post(gw: GatewayProcess, model: str, *, stream: bool = False, debug: bool = True,
-         headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
+def post(
+    gw: GatewayProcess,
+    model: str,
+    *,
+    stream: bool = False,
+    debug: bool = True,
+    headers: dict[str, str] | None = None,
+    **body: Any,
+) -> httpx.Response:
     payload = {"model": model, "messages": [{"role": "user", "content": "hello"}], **body}
     if stream:
         payload["stream"] = True
@@ -123,12 +134,23 @@ def outcomes(gw: GatewayProcess, response: httpx.Response) -> list[str]:
     return [f"{a['target']}:{a['outcome']}" for a in line["attempts"]]
 
 
-@pytest.mark.parametrize("failure", [
-    Status(500), Status(502), Status(503), Status(429), Status(408), Hang(), Reset(),
-    Status(200, body=b"<html>not json</html>", content_type="text/html"),
-], ids=["500", "502", "503", "429", "408", "hang", "reset", "not-json"])
-def test_each_failure_class_fails_over(gw: GatewayProcess, primary: FakeOpenAI,
-                                       backup: FakeOpenAI, failure: Behaviour) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Status(500),
+        Status(502),
+        Status(503),
+        Status(429),
+        Status(408),
+        Hang(),
+        Reset(),
+        Status(200, body=b"<html>not json</html>", content_type="text/html"),
+    ],
+    ids=["500", "502", "503", "429", "408", "hang", "reset", "not-json"],
+)
+def test_each_failure_class_fails_over(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI, failure: Behaviour
+) -> None:
     primary.script(failure)
     response = post(gw, "chat")
     assert response.status_code == 200
@@ -139,8 +161,9 @@ def test_each_failure_class_fails_over(gw: GatewayProcess, primary: FakeOpenAI,
     assert [r.body["model"] for r in backup.requests] == ["b-chat"]
 
 
-def test_a_refusal_is_answered_not_failed_over(gw: GatewayProcess, primary: FakeOpenAI,
-                                               backup: FakeOpenAI) -> None:
+def test_a_refusal_is_answered_not_failed_over(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
     primary.script(Status(400, message="bad tool schema", code="invalid_value"))
     response = post(gw, "chat")
     assert response.status_code == 400
@@ -166,8 +189,9 @@ def test_retries_the_same_target_with_backoff_before_failing_over(
     assert outcomes(gw, response) == ["primary/p-retry:error"] * 3 + ["backup/b-retry:ok"]
 
 
-def test_retry_after_is_honoured_on_the_last_target(gw: GatewayProcess,
-                                                    primary: FakeOpenAI) -> None:
+def test_retry_after_is_honoured_on_the_last_target(
+    gw: GatewayProcess, primary: FakeOpenAI
+) -> None:
     primary.script(Status(429, retry_after=0.2), Reply())
     response = post(gw, "solo")
     assert response.status_code == 200
@@ -182,8 +206,9 @@ def test_retry_after_is_honoured_on_the_last_target(gw: GatewayProcess,
     assert outcomes(gw, response) == ["primary/p-solo:error"]
 
 
-def test_a_429_retry_after_cools_the_target_down(gw: GatewayProcess, primary: FakeOpenAI,
-                                                 backup: FakeOpenAI) -> None:
+def test_a_429_retry_after_cools_the_target_down(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
     primary.script(Status(429, retry_after=60))
     first = post(gw, "cool")
     assert first.headers["x-plugway-provider"] == "backup"
@@ -196,8 +221,9 @@ def test_a_429_retry_after_cools_the_target_down(gw: GatewayProcess, primary: Fa
     assert len(primary.requests) == seen  # the cooled target was not called again
 
 
-def test_the_deadline_bounds_every_attempt(gw: GatewayProcess, primary: FakeOpenAI,
-                                           backup: FakeOpenAI) -> None:
+def test_the_deadline_bounds_every_attempt(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
     # 'slow' would wait 5 s, but the model's deadline is 1 s: the attempt is cut at the
     # deadline and nothing is left for the backup
     primary.script(Hang())
@@ -223,7 +249,9 @@ def test_hedging_starts_the_next_target_and_cancels_the_loser(
         assert b"data: [DONE]" in response.content
     line = record(gw, response.headers["x-request-id"])
     assert [(a["target"], a["outcome"], a.get("hedge", False)) for a in line["attempts"]] == [
-        ("slow/s-hedge", "cancelled", False), ("backup/b-hedge", "ok", True)]
+        ("slow/s-hedge", "cancelled", False),
+        ("backup/b-hedge", "ok", True),
+    ]
     assert "hedged backup/b-hedge after 0.2s" in line["route"]["notes"]
     # the slow upstream saw its client go away: the loser was cancelled, not abandoned
     assert primary.wait_for(lambda: primary.disconnects == 1)
@@ -250,12 +278,14 @@ def test_a_hedge_that_fails_leaves_the_first_attempt_running(
     assert outcomes(gw, response) == ["slow/s-hedge:ok", "backup/b-hedge:error"]
 
 
-def test_a_stream_fails_over_before_its_first_byte(gw: GatewayProcess, primary: FakeOpenAI,
-                                                   backup: FakeOpenAI) -> None:
+def test_a_stream_fails_over_before_its_first_byte(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
     primary.script(Status(503))
     client = openai.OpenAI(base_url=gw.base_url, api_key="k", max_retries=0)
     stream = client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "one two"}], stream=True)
+        model="chat", messages=[{"role": "user", "content": "one two"}], stream=True
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "echo: one two "
     assert len(backup.requests) == 1
@@ -274,18 +304,25 @@ def test_a_stream_never_fails_over_after_its_first_byte(
     assert [a["outcome"] for a in line["attempts"]] == ["broken"]
 
 
-def test_context_window_falls_back_to_larger_targets(gw: GatewayProcess,
-                                                     primary: FakeOpenAI) -> None:
-    primary.script(Status(400, message="too long", code="context_length_exceeded"),
-                   Status(400, message="still too long", code="context_length_exceeded"))
+def test_context_window_falls_back_to_larger_targets(
+    gw: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    primary.script(
+        Status(400, message="too long", code="context_length_exceeded"),
+        Status(400, message="still too long", code="context_length_exceeded"),
+    )
     response = post(gw, "big")
     assert response.status_code == 200
-    assert outcomes(gw, response) == ["primary/p-small:error", "primary/p-large:error",
-                                      "backup/b-huge:ok"]
+    assert outcomes(gw, response) == [
+        "primary/p-small:error",
+        "primary/p-large:error",
+        "backup/b-huge:ok",
+    ]
 
 
-def test_content_filter_falls_back_to_the_named_targets(gw: GatewayProcess,
-                                                        primary: FakeOpenAI) -> None:
+def test_content_filter_falls_back_to_the_named_targets(
+    gw: GatewayProcess, primary: FakeOpenAI
+) -> None:
     primary.script(Status(400, message="filtered", code="content_filter"))
     response = post(gw, "big")
     assert response.status_code == 200
@@ -316,7 +353,8 @@ def test_routing_trace_in_the_log_line_and_on_request_in_a_header(
     )
     line = record(gw, response.headers["x-request-id"])
     assert line["route"] == {
-        "strategy": "fallback", "candidates": ["primary/p-chat", "backup/b-chat"],
+        "strategy": "fallback",
+        "candidates": ["primary/p-chat", "backup/b-chat"],
         "plan": ["primary/p-chat", "backup/b-chat"],
         "attempts": ["primary/p-chat:error(502)", "backup/b-chat:ok(200)"],
     }
@@ -331,8 +369,9 @@ def test_concurrent_requests_all_succeed_during_a_hedged_slowdown(
     async def run() -> list[int]:
         async with httpx.AsyncClient(timeout=20) as client:
             body = {"model": "hedged", "messages": [{"role": "user", "content": "x"}]}
-            responses = await asyncio.gather(*[
-                client.post(gw.base_url + "/chat/completions", json=body) for _ in range(8)])
+            responses = await asyncio.gather(
+                *[client.post(gw.base_url + "/chat/completions", json=body) for _ in range(8)]
+            )
             return [r.status_code for r in responses]
 
     assert asyncio.run(run()) == [200] * 8

@@ -12,7 +12,6 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from plugway.context import Price, RequestContext, Route, Target
 from plugway.errors import InvalidRequest
 from plugway.plugins.failure_policy import backoff
@@ -38,7 +37,13 @@ from plugway.policy import RetryPolicy, RoutePolicy, Rule
 from plugway.routing import StrategyEnv
 
 STRATEGIES: list[type[BaseStrategy]] = [
-    Fallback, Weighted, RoundRobin, LeastBusy, LeastLatency, LowestCost, Rules,
+    Fallback,
+    Weighted,
+    RoundRobin,
+    LeastBusy,
+    LeastLatency,
+    LowestCost,
+    Rules,
 ]
 
 
@@ -60,15 +65,25 @@ def targets(n: int, **common: Any) -> tuple[Target, ...]:
     return tuple(Target(provider=f"p{i}", model=f"m{i}", **common) for i in range(n))
 
 
-def make_ctx(route_targets: Sequence[Target], env: StrategyEnv, *, strategy: str = "fallback",
-             policy: RoutePolicy | None = None, body: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None, **fields: Any) -> RequestContext:
-    route = Route(name="m", targets=tuple(route_targets), strategy=strategy,
-                  policy=policy or RoutePolicy())
+def make_ctx(
+    route_targets: Sequence[Target],
+    env: StrategyEnv,
+    *,
+    strategy: str = "fallback",
+    policy: RoutePolicy | None = None,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> RequestContext:
+    route = Route(
+        name="m", targets=tuple(route_targets), strategy=strategy, policy=policy or RoutePolicy()
+    )
     ctx = RequestContext(
         endpoint="chat.completions",
         body=body or {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-        headers=headers or {}, model="m", **fields,
+        headers=headers or {},
+        model="m",
+        **fields,
     )
     ctx.route, ctx.env = route, env
     return ctx
@@ -83,12 +98,17 @@ def plan_keys(strategy: BaseStrategy, ctx: RequestContext) -> list[str]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=9), min_size=2, max_size=4)
-       .filter(lambda ws: sum(ws) > 0), st.integers(0, 2**32 - 1))
+@given(
+    st.lists(st.integers(min_value=0, max_value=9), min_size=2, max_size=4).filter(
+        lambda ws: sum(ws) > 0
+    ),
+    st.integers(0, 2**32 - 1),
+)
 def test_weighted_first_pick_follows_the_weights(weights: list[int], seed: int) -> None:
     env = make_env(seed)
-    route_targets = tuple(Target(provider=f"p{i}", model="m", weight=w)
-                          for i, w in enumerate(weights))
+    route_targets = tuple(
+        Target(provider=f"p{i}", model="m", weight=w) for i, w in enumerate(weights)
+    )
     strategy = Weighted(env)
     draws = 3000
     firsts: Counter[str] = Counter()
@@ -153,8 +173,9 @@ def test_least_latency_orders_by_decaying_average_and_explores() -> None:
     assert plan_keys(LeastLatency(env), make_ctx(targets(3), env, stream=True))[0] == "p0/m0"
     # exploration puts a random target first now and then, so a slow one is re-measured
     state.settings.latency.exploration = 0.2
-    firsts = Counter(plan_keys(LeastLatency(env), make_ctx(targets(3), env))[0]
-                     for _ in range(2000))
+    firsts = Counter(
+        plan_keys(LeastLatency(env), make_ctx(targets(3), env))[0] for _ in range(2000)
+    )
     assert firsts["p1/m1"] > 1500
     assert firsts["p0/m0"] > 0
 
@@ -171,17 +192,26 @@ def test_lowest_cost_uses_tokens_times_price_and_a_swappable_lookup() -> None:
     cheap_in = Target(provider="a", model="x", price=Price(input=1.0, output=20.0))
     cheap_out = Target(provider="b", model="y", price=Price(input=5.0, output=2.0))
     unknown = Target(provider="c", model="z")
-    short = {"model": "m", "messages": [{"role": "user", "content": "x" * 40}],
-             "max_tokens": 1000}
-    long = {"model": "m", "messages": [{"role": "user", "content": "x" * 400_000}],
-            "max_tokens": 10}
+    short = {"model": "m", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 1000}
+    long = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x" * 400_000}],
+        "max_tokens": 10,
+    }
     route_targets = (unknown, cheap_in, cheap_out)
-    assert plan_keys(LowestCost(env), make_ctx(route_targets, env, body=short)) == \
-        ["b/y", "a/x", "c/z"]
-    assert plan_keys(LowestCost(env), make_ctx(route_targets, env, body=long)) == \
-        ["a/x", "b/y", "c/z"]
-    routing_state(env).price = lambda t: Price(input=0.0, output=0.0) if t.provider == "c" \
-        else t.price
+    assert plan_keys(LowestCost(env), make_ctx(route_targets, env, body=short)) == [
+        "b/y",
+        "a/x",
+        "c/z",
+    ]
+    assert plan_keys(LowestCost(env), make_ctx(route_targets, env, body=long)) == [
+        "a/x",
+        "b/y",
+        "c/z",
+    ]
+    routing_state(env).price = lambda t: (
+        Price(input=0.0, output=0.0) if t.provider == "c" else t.price
+    )
     assert plan_keys(LowestCost(env), make_ctx(route_targets, env, body=short))[0] == "c/z"
 
 
@@ -189,8 +219,11 @@ def test_lowest_cost_uses_tokens_times_price_and_a_swappable_lookup() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(STRATEGIES), st.lists(st.booleans(), min_size=1, max_size=5),
-       st.integers(0, 1000))
+@given(
+    st.sampled_from(STRATEGIES),
+    st.lists(st.booleans(), min_size=1, max_size=5),
+    st.integers(0, 1000),
+)
 def test_no_target_in_cooldown_is_chosen_while_another_is_healthy(
     strategy_class: type[BaseStrategy], cooling: list[bool], seed: int
 ) -> None:
@@ -249,8 +282,9 @@ def test_half_open_probe_expires_or_is_released() -> None:
 
 def test_breaker_opens_on_error_rate_and_retry_after_sets_the_cooldown() -> None:
     clock = Clock()
-    health = LocalHealth(HealthSettings(consecutive_failures=100, error_rate=0.5,
-                                        min_requests=10, cooldown=10))
+    health = LocalHealth(
+        HealthSettings(consecutive_failures=100, error_rate=0.5, min_requests=10, cooldown=10)
+    )
     for i in range(10):
         health.record("t", i % 2 == 0, clock())  # 5 of 10 fail, never 2 in a row
     assert health.state("t", clock()) is BreakerState.OPEN
@@ -297,31 +331,72 @@ def _body(chars: int, **extra: Any) -> dict[str, Any]:
 
 
 TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-IMAGE = [{"role": "user", "content": [{"type": "text", "text": "what is this"},
-                                      {"type": "image_url", "image_url": {"url": "data:,"}}]}]
+IMAGE = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is this"},
+            {"type": "image_url", "image_url": {"url": "data:,"}},
+        ],
+    }
+]
 
 
-@pytest.mark.parametrize(("body", "fields", "headers", "expected", "note"), [
-    (_body(100, tools=TOOLS), {}, {}, ["claude/claude-sonnet-4-5"], "rule tools matched"),
-    (_body(200_000), {}, {}, ["gemini/gemini-2.5-pro"], "rule long matched"),
-    (_body(200_000, tools=TOOLS), {}, {}, ["claude/claude-sonnet-4-5"], "rule tools matched"),
-    ({"model": "m", "messages": IMAGE}, {}, {}, ["gemini/gemini-2.5-pro"],
-     "rule vision matched"),
-    (_body(20_000), {"principal": "team-a"}, {"x-tier": "gold"},
-     ["claude/claude-sonnet-4-5"], "rule team matched"),
-    (_body(20_000), {"principal": "team-a"}, {}, None, "no rule matched"),
-    (_body(20_000, metadata={"task": "summarise"}), {}, {}, ["openai/gpt-4.1-mini"],
-     "rule tagged matched"),
-    (_body(100), {}, {}, ["openai/gpt-4.1-mini", "claude/claude-sonnet-4-5"],
-     "rule short matched"),
-    (_body(20_000), {}, {}, None, "no rule matched"),
-])
-def test_rules_match_as_written(body: dict[str, Any], fields: dict[str, Any],
-                                headers: dict[str, str], expected: list[str] | None,
-                                note: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "fields", "headers", "expected", "note"),
+    [
+        (_body(100, tools=TOOLS), {}, {}, ["claude/claude-sonnet-4-5"], "rule tools matched"),
+        (_body(200_000), {}, {}, ["gemini/gemini-2.5-pro"], "rule long matched"),
+        (_body(200_000, tools=TOOLS), {}, {}, ["claude/claude-sonnet-4-5"], "rule tools matched"),
+        (
+            {"model": "m", "messages": IMAGE},
+            {},
+            {},
+            ["gemini/gemini-2.5-pro"],
+            "rule vision matched",
+        ),
+        (
+            _body(20_000),
+            {"principal": "team-a"},
+            {"x-tier": "gold"},
+            ["claude/claude-sonnet-4-5"],
+            "rule team matched",
+        ),
+        (_body(20_000), {"principal": "team-a"}, {}, None, "no rule matched"),
+        (
+            _body(20_000, metadata={"task": "summarise"}),
+            {},
+            {},
+            ["openai/gpt-4.1-mini"],
+            "rule tagged matched",
+        ),
+        (
+            _body(100),
+            {},
+            {},
+            ["openai/gpt-4.1-mini", "claude/claude-sonnet-4-5"],
+            "rule short matched",
+        ),
+        (_body(20_000), {}, {}, None, "no rule matched"),
+    ],
+)
+def test_rules_match_as_written(
+    body: dict[str, Any],
+    fields: dict[str, Any],
+    headers: dict[str, str],
+    expected: list[str] | None,
+    note: str,
+) -> None:
     env = make_env()
-    ctx = make_ctx(RULE_TARGETS, env, strategy="rules", policy=RoutePolicy(rules=RULES),
-                   body=body, headers=headers, **fields)
+    ctx = make_ctx(
+        RULE_TARGETS,
+        env,
+        strategy="rules",
+        policy=RoutePolicy(rules=RULES),
+        body=body,
+        headers=headers,
+        **fields,
+    )
     plan = plan_keys(Rules(env), ctx)
     assert plan == (expected or [t.key for t in RULE_TARGETS])
     assert ctx.trace.notes == [note]
@@ -347,8 +422,9 @@ def test_required_region_filters_and_preferred_region_orders() -> None:
     ctx = make_ctx(REGIONAL, env, headers={"x-plugway-require-region": "eu"})
     assert plan_keys(Fallback(env), ctx) == ["eu1/m", "eu2/m"]
     assert ctx.trace.skipped == {"us1/m": "region!=eu"}
-    ctx = make_ctx(REGIONAL[1:] + REGIONAL[:1], env,
-                   body=_body(10, metadata={"prefer_region": "us"}))
+    ctx = make_ctx(
+        REGIONAL[1:] + REGIONAL[:1], env, body=_body(10, metadata={"prefer_region": "us"})
+    )
     assert plan_keys(Fallback(env), ctx) == ["us1/m", "eu1/m", "eu2/m"]
     # a key (through ctx.tags) that requires a region cannot be loosened by the request
     ctx = make_ctx(REGIONAL, env, headers={"x-plugway-require-region": "us"})

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import attrs
-
 from plugway.context import RequestContext, Target
 from plugway.errors import InvalidRequest
 from plugway.plugins.routing.state import RoutingState, routing_state
@@ -69,7 +68,8 @@ def shape_of(body: dict[str, Any]) -> RequestShape:
     n_tools = len(tools) if isinstance(tools, list) else 0
     output = body.get("max_completion_tokens") or body.get("max_tokens")
     return RequestShape(
-        prompt_tokens=chars // CHARS_PER_TOKEN + n_tools * TOKENS_PER_TOOL
+        prompt_tokens=chars // CHARS_PER_TOKEN
+        + n_tools * TOKENS_PER_TOOL
         + images * TOKENS_PER_IMAGE,
         tools=n_tools > 0,
         images=images > 0,
@@ -90,8 +90,10 @@ def regions(ctx: RequestContext) -> tuple[set[str], list[str]]:
     required: set[str] = set()
     preferred: list[str] = []
     sources = (
-        (route.policy.require_region if route else None,
-         route.policy.prefer_region if route else None),
+        (
+            route.policy.require_region if route else None,
+            route.policy.prefer_region if route else None,
+        ),
         (ctx.tags.get("require_region"), ctx.tags.get("prefer_region")),
         (ctx.headers.get(REQUIRE_REGION_HEADER), ctx.headers.get(PREFER_REGION_HEADER)),
         (metadata.get("require_region"), metadata.get("prefer_region")),

@@ -13,8 +13,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy, request_shape
 
 
-def estimated_cost(target: Target, prompt_tokens: int, output_tokens: int,
-                   price_of: Callable[[Target], object]) -> float:
+def estimated_cost(
+    target: Target, prompt_tokens: int, output_tokens: int, price_of: Callable[[Target], object]
+) -> float:
     """USD for one request on ``target``, or ``inf`` when its price is unknown."""
     price = price_of(target)
     if price is None:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import attrs
-
 from plugway.context import Price, Target
 from plugway.hooks import hookimpl
 from plugway.routing import StrategyEnv
@@ -166,8 +165,10 @@ class LocalHealth:
             retry_after is not None
             or breaker.state is BreakerState.HALF_OPEN
             or breaker.consecutive >= s.consecutive_failures
-            or (breaker.requests >= s.min_requests
-                and breaker.failures / breaker.requests >= s.error_rate)
+            or (
+                breaker.requests >= s.min_requests
+                and breaker.failures / breaker.requests >= s.error_rate
+            )
         )
         if tripped:
             length = s.cooldown if retry_after is None else retry_after
