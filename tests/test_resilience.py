@@ -69,6 +69,10 @@ name = "cool"
 targets = [{ provider = "primary", model = "p-cool" }, { provider = "backup", model = "b-cool" }]
 
 [[models]]
+name = "probe"
+targets = [{ provider = "slow", model = "s-probe" }, { provider = "backup", model = "b-probe" }]
+
+[[models]]
 name = "tight"
 deadline = 1
 targets = [{ provider = "slow", model = "s-tight" }, { provider = "backup", model = "b-tight" }]
@@ -376,3 +380,30 @@ def test_concurrent_requests_all_succeed_during_a_hedged_slowdown(
 
     assert asyncio.run(run()) == [200] * 8
     assert primary.wait_for(lambda: primary.disconnects == 4)
+
+
+def test_after_a_cooldown_one_request_probes_while_the_others_fail_over(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    primary.script(Status(429, retry_after=0.3))
+    assert post(gw, "probe").headers["x-plugway-provider"] == "backup"
+    time.sleep(0.35)  # the cool-down the upstream asked for
+    primary.script(Reply(delay=1))  # the probe is slow, so the others overlap it
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=20) as client:
+            body = {"model": "probe", "messages": [{"role": "user", "content": "x"}]}
+            headers = {"x-plugway-debug": "route"}
+            url = gw.base_url + "/chat/completions"
+            first = asyncio.ensure_future(client.post(url, json=body, headers=headers))
+            await asyncio.sleep(0.1)  # the probe is under way
+            sent = [first] + [client.post(url, json=body, headers=headers) for _ in range(3)]
+            return list(await asyncio.gather(*sent))
+
+    responses = asyncio.run(run())
+    assert [r.headers["x-plugway-provider"] for r in responses] == [
+        "slow", "backup", "backup", "backup"]
+    for response in responses[1:]:
+        assert "skipped=slow/s-probe:probing" in response.headers["x-plugway-route"]
+    # the probe succeeded: the breaker is closed again
+    assert post(gw, "probe").headers["x-plugway-provider"] == "slow"

@@ -483,3 +483,66 @@ def test_settings_table_is_checked_like_the_rest_of_the_config() -> None:
     )
     config = build_config({"plugins": {"routing": {"retry": {"budget_ratio": 0.1}}}}, registry)
     assert attrs.asdict(config.plugin_settings["routing"])["retry"]["budget_ratio"] == 0.1
+
+
+# -- the observer plugins ------------------------------------------------------------------
+
+
+def _attempt(target: Target, number: int, started: float, **fields: Any) -> Any:
+    from plugway.context import Attempt
+
+    return Attempt(target, number, 0, 0, started, **fields)
+
+
+def test_stats_plugin_counts_in_flight_and_decays_latency() -> None:
+    from plugway.plugins.routing import stats
+
+    env = make_env()
+    state = routing_state(env)
+    state.settings.latency.decay = 0.5
+    target = targets(1)[0]
+    ctx = make_ctx([target], env)
+    first, second = _attempt(target, 1, 10.0), _attempt(target, 2, 10.0)
+    stats.attempt_started(ctx, first)
+    stats.attempt_started(ctx, second)
+    assert state.stats.of(target.key).in_flight == 2
+    first.outcome, first.ended = "ok", 10.4
+    stats.attempt_ended(ctx, first)
+    second.outcome, second.ended = "cancelled", 10.1
+    stats.attempt_ended(ctx, second)
+    figures = state.stats.of(target.key)
+    assert figures.in_flight == 0
+    assert figures.latency == pytest.approx(0.4) and figures.ttft == pytest.approx(0.4)
+    third = _attempt(target, 1, 20.0, outcome="ok", ended=20.2)
+    stats.attempt_ended(ctx, third)
+    assert figures.latency == pytest.approx(0.3)  # half way from 0.4 to 0.2
+    assert list(figures.recent_ttft) == pytest.approx([0.4, 0.2])  # cancelled: not a figure
+
+
+def test_hedge_delay_fixed_percentile_and_budget() -> None:
+    from plugway.plugins.routing import hedging
+    from plugway.policy import HedgePolicy
+
+    env = make_env(retry=RetrySettings(budget_min=1, budget_ratio=0.0))
+    state = routing_state(env)
+    pair = targets(2)
+    fixed = make_ctx(pair, env, policy=RoutePolicy(hedge=HedgePolicy(after=0.25)))
+    assert hedging.hedge_delay(fixed, pair[0]) == 0.25
+    # the attempt answered before the delay: the reserved retry is given back
+    hedging.attempt_ended(fixed, _attempt(pair[0], 1, 0.0, outcome="ok", ended=0.1))
+    assert state.budget.spent == 0
+    policy = RoutePolicy(hedge=HedgePolicy(percentile=50, min=0.05, max=2.0))
+    ctx = make_ctx(pair, env, policy=policy)
+    assert hedging.hedge_delay(ctx, pair[0]) == 2.0  # no figures yet: the max
+    hedging.attempt_ended(ctx, _attempt(pair[0], 1, 0.0, outcome="error", ended=0.1))
+    for seconds in (0.1, 0.2, 0.3, 0.4):
+        state.stats.add_ttft(pair[0].key, seconds)
+    ctx = make_ctx(pair, env, policy=policy)
+    assert hedging.hedge_delay(ctx, pair[0]) == pytest.approx(0.2)
+    hedging.attempt_started(ctx, _attempt(pair[1], 2, 0.2, hedge=True))  # the hedge started
+    assert state.budget.spent == 1
+    # the budget (one retry here) is spent: no more hedges
+    spent = make_ctx(pair, env, policy=policy)
+    assert hedging.hedge_delay(spent, pair[0]) is None
+    assert spent.trace.notes == ["no hedge: retry budget spent"]
+    assert hedging.hedge_delay(make_ctx(pair, env), pair[0]) is None  # no hedge policy
