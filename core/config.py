@@ -5,7 +5,9 @@ Shape (the names are a contract)::
     [server]            host, port, workers, max_body_bytes, client_timeout
     [routing]           deadline: the overall seconds for one request, retries included
     [providers.NAME]    type = a registered provider type, then that type's settings
-    [[models]]          name, strategy, deadline, targets = [{provider, model, ...}]
+    [[models]]          name, strategy, deadline, targets = [{provider, model, ...}], and
+                        the routing policy (plugway.policy): retry, hedge, rules, fallbacks,
+                        require_region, prefer_region
     [plugins]           disabled = [...], and [plugins.NAME] tables checked by each plugin
 
 ``${VAR}`` and ``${VAR:-default}`` in any string read the environment. A config error lists
