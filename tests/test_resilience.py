@@ -402,7 +402,11 @@ def test_after_a_cooldown_one_request_probes_while_the_others_fail_over(
 
     responses = asyncio.run(run())
     assert [r.headers["x-plugway-provider"] for r in responses] == [
-        "slow", "backup", "backup", "backup"]
+        "slow",
+        "backup",
+        "backup",
+        "backup",
+    ]
     for response in responses[1:]:
         assert "skipped=slow/s-probe:probing" in response.headers["x-plugway-route"]
     # the probe succeeded: the breaker is closed again
