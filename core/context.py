@@ -155,9 +155,7 @@ class RouteTrace:
             out["skipped"] = self.skipped
         if self.notes:
             out["notes"] = self.notes
-        out["attempts"] = [
-            f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "") for a in attempts
-        ]
+        out["attempts"] = [_label(a) for a in attempts]
         return out
 
     def compact(self, attempts: list[Attempt]) -> str:
@@ -169,16 +167,15 @@ class RouteTrace:
             parts.append("skipped=" + ",".join(f"{k}:{v}" for k, v in self.skipped.items()))
         if self.notes:
             parts.append("notes=" + ",".join(self.notes))
-        parts.append(
-            "attempts="
-            + ",".join(
-                f"{a.target.key}:{a.outcome}" + (f"({a.status})" if a.status else "")
-                for a in attempts
-            )
-        )
+        parts.append("attempts=" + ",".join(_label(a) for a in attempts))
         text = "; ".join(parts)
         # header values are latin-1 and single-line
         return text.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
+
+
+def _label(attempt: Attempt) -> str:
+    status = f"({attempt.status})" if attempt.status else ""
+    return f"{attempt.target.key}:{attempt.outcome}{status}"
 
 
 def new_request_id() -> str:

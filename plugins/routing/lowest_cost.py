@@ -11,18 +11,17 @@ from collections.abc import Callable
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy, request_shape
+from plugway.plugins.routing.state import PriceLookup
 
 
 def estimated_cost(
-    target: Target, prompt_tokens: int, output_tokens: int, price_of: Callable[[Target], object]
+    target: Target, prompt_tokens: int, output_tokens: int, price_of: PriceLookup
 ) -> float:
     """USD for one request on ``target``, or ``inf`` when its price is unknown."""
     price = price_of(target)
     if price is None:
         return math.inf
-    per_input = float(getattr(price, "input", 0.0))
-    per_output = float(getattr(price, "output", 0.0))
-    return (prompt_tokens * per_input + output_tokens * per_output) / 1_000_000
+    return (prompt_tokens * price.input + output_tokens * price.output) / 1_000_000
 
 
 class LowestCost(BaseStrategy):
