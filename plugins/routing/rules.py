@@ -44,11 +44,11 @@ def rule_matches(rule: Rule, ctx: RequestContext, shape: RequestShape) -> bool:
         return False
     metadata = ctx.body.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
-    if any(str(metadata.get(k)) != v for k, v in rule.metadata.items()):
+    if any(k not in metadata or str(metadata[k]) != v for k, v in rule.metadata.items()):
         return False
     if any(ctx.tags.get(k) != v for k, v in rule.tags.items()):
         return False
-    return all(ctx.headers.get(k) == v for k, v in rule.header.items())
+    return all(ctx.headers.get(k.lower()) == v for k, v in rule.header.items())
 
 
 def named_targets(names: Sequence[str], targets: Sequence[Target]) -> list[Target]:
