@@ -69,6 +69,19 @@ name = "cool"
 targets = [{ provider = "primary", model = "p-cool" }, { provider = "backup", model = "b-cool" }]
 
 [[models]]
+name = "auto"
+strategy = "rules"
+targets = [
+  { provider = "primary", model = "p-cheap", tags = ["cheap"] },
+  { provider = "backup", model = "b-tools", tags = ["tools"] },
+]
+rules = [
+  { tools = true, use = ["tools"] },
+  { header = { "X-Tier" = "gold" }, use = ["tools", "cheap"] },
+  { max_prompt_tokens = 1000, use = ["cheap"] },
+]
+
+[[models]]
 name = "probe"
 targets = [{ provider = "slow", model = "s-probe" }, { provider = "backup", model = "b-probe" }]
 
@@ -411,3 +424,17 @@ def test_after_a_cooldown_one_request_probes_while_the_others_fail_over(
         assert "skipped=slow/s-probe:probing" in response.headers["x-plugway-route"]
     # the probe succeeded: the breaker is closed again
     assert post(gw, "probe").headers["x-plugway-provider"] == "slow"
+
+
+def test_rules_route_by_what_the_request_carries(gw: GatewayProcess) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    with_tools = post(gw, "auto", tools=tools)
+    assert with_tools.headers["x-plugway-provider"] == "backup"
+    assert "notes=rule rules[0] matched" in with_tools.headers["x-plugway-route"]
+    gold = post(gw, "auto", headers={"x-tier": "gold"})
+    assert gold.headers["x-plugway-route"].startswith(
+        "strategy=rules; plan=backup/b-tools,primary/p-cheap;"
+    )
+    assert post(gw, "auto").headers["x-plugway-provider"] == "primary"
+    long = post(gw, "auto", messages=[{"role": "user", "content": "x" * 8000}])
+    assert "notes=no rule matched" in long.headers["x-plugway-route"]
