@@ -546,3 +546,72 @@ def test_hedge_delay_fixed_percentile_and_budget() -> None:
     assert hedging.hedge_delay(spent, pair[0]) is None
     assert spent.trace.notes == ["no hedge: retry budget spent"]
     assert hedging.hedge_delay(make_ctx(pair, env), pair[0]) is None  # no hedge policy
+
+
+# -- the failure policy ----------------------------------------------------------------------
+
+
+def _failed(ctx: RequestContext, index: int, retry_of_target: int = 0) -> Any:
+    from plugway.context import Attempt
+
+    attempt = Attempt(ctx.plan[index], len(ctx.attempts) + 1, index, retry_of_target, 0.0)
+    attempt.outcome = "error"
+    ctx.attempts.append(attempt)
+    return attempt
+
+
+def test_failure_policy_retries_within_deadline_and_budget_then_moves_on() -> None:
+    from plugway.context import FailureAction
+    from plugway.errors import UpstreamRateLimited, UpstreamUnavailable
+    from plugway.plugins import failure_policy
+
+    env = make_env(retry=RetrySettings(budget_min=1, budget_ratio=0.0))
+    policy = RoutePolicy(retry=RetryPolicy(attempts=2, base=0.1, cap=0.4))
+    ctx = make_ctx(targets(2), env, policy=policy)
+    ctx.plan = list(targets(2))
+    ctx.deadline = ctx.started + 30
+    down = UpstreamUnavailable("down", provider="p0")
+    first = failure_policy.on_failure(ctx, _failed(ctx, 0), down)
+    assert first.action is FailureAction.RETRY and 0 <= first.delay < 0.1
+    # the budget (one retry) is spent: the next target instead of a second retry
+    second = failure_policy.on_failure(ctx, _failed(ctx, 0, 1), down)
+    assert second.action is FailureAction.NEXT
+    assert ctx.trace.notes == ["retry budget spent"]
+    # a 429 is not retried on the same target, whatever the retry policy
+    fresh = make_ctx(targets(2), make_env(), policy=policy)
+    fresh.plan = list(targets(2))
+    limited = UpstreamRateLimited("slow down", provider="p0", retry_after=1)
+    assert failure_policy.on_failure(fresh, _failed(fresh, 0), limited).action is (
+        FailureAction.NEXT
+    )
+    # on the last target, retry-after only when it fits the deadline
+    fresh.deadline = fresh.started + 1000
+    assert failure_policy.on_failure(fresh, _failed(fresh, 1), limited) == (
+        failure_policy.FailureDecision.retry(1, "retry-after")
+    )
+    fresh.deadline = fresh.started + 0.5
+    assert failure_policy.on_failure(fresh, _failed(fresh, 1), limited).action is (
+        FailureAction.STOP
+    )
+
+
+def test_failure_policy_sends_context_window_refusals_to_larger_targets() -> None:
+    from plugway.context import FailureAction
+    from plugway.errors import ContentFiltered, ContextWindowExceeded
+    from plugway.plugins import failure_policy
+
+    sized = (
+        Target(provider="a", model="small", context_window=8_000),
+        Target(provider="b", model="huge", context_window=1_000_000),
+        Target(provider="c", model="large", context_window=128_000),
+        Target(provider="d", model="other"),
+    )
+    ctx = make_ctx(sized, make_env())
+    ctx.plan = [sized[0], sized[3]]
+    too_long = ContextWindowExceeded("too long", provider="a")
+    decision = failure_policy.on_failure(ctx, _failed(ctx, 0), too_long)
+    assert decision.action is FailureAction.NEXT
+    assert [t.key for t in ctx.plan] == ["a/small", "c/large", "b/huge"]  # smallest first
+    # no content-filter fallback configured: the refusal is answered
+    filtered = ContentFiltered("no", provider="c")
+    assert failure_policy.on_failure(ctx, _failed(ctx, 1), filtered).action is (FailureAction.STOP)
