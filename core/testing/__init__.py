@@ -1,6 +1,7 @@
 """Test kit for plugway and its plugins: fake upstreams that speak providers' wire formats
 and fail on demand, and the real gateway run in a child process."""
 
+from plugway.testing.fake_anthropic import ErrorEvent, FakeAnthropic
 from plugway.testing.fake_gemini import FakeGemini
 from plugway.testing.fake_upstream import (
     Behaviour,
@@ -18,6 +19,8 @@ from plugway.testing.gateway_process import GatewayProcess, free_port, run_plugw
 __all__ = [
     "Behaviour",
     "CutStream",
+    "ErrorEvent",
+    "FakeAnthropic",
     "FakeGemini",
     "FakeOpenAI",
     "FakeUpstream",

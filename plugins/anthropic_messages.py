@@ -1,0 +1,388 @@
+"""Anthropic-compatible inbound endpoints: ``POST /v1/messages`` and
+``POST /v1/messages/count_tokens``, so tools built on the Anthropic API (Claude Code with
+``ANTHROPIC_BASE_URL=http://127.0.0.1:4000``, the ``anthropic`` SDK) work through the gateway
+and reach any target.
+
+A request is translated to the canonical OpenAI body (``ctx.body``) and goes through the normal
+pipeline: ``pre_route`` (auth, limits, filters), routing, the attempt walk with failover, and
+``post_response``. The answer is translated back into Anthropic's shape, streams with
+Anthropic's event sequence, errors as ``{"type":"error","error":{"type","message"}}`` with a
+``request-id`` header.
+
+Pass-through: when a target's provider offers native Messages calls
+(:class:`plugway.builtin_providers.anthropic.NativeMessages`, the ``anthropic`` provider does),
+the client's own Anthropic body goes to it with only ``model`` replaced, and its answer bytes
+come back untouched: fields the gateway does not translate (``thinking``, ``cache_control``,
+server tools, betas) keep working. The canonical body still drives routing and plugins;
+pass-through is skipped, and the canonical body translated instead, when a ``pre_route`` impl
+changed ``ctx.body`` (a redaction must reach the upstream) or, for streams, when a
+``stream_chunk`` impl must see the chunks. A plan may mix native and translated targets;
+failover works across them. Client credentials (``x-api-key``, ``authorization``) are never
+forwarded: providers send their own keys.
+
+``count_tokens`` is forwarded to the first target when its provider is native, and otherwise
+estimated locally (see :func:`estimate_tokens`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import attrs
+import orjson
+from sanic import HTTPResponse, Request, Sanic
+
+from plugway import pipeline
+from plugway.app import decision_headers
+from plugway.builtin_providers.anthropic import NativeEventStream, NativeMessages
+from plugway.builtin_providers.anthropic_format import (
+    OpenAIToAnthropicStream,
+    anthropic_error_body,
+    anthropic_to_openai_request,
+    anthropic_to_openai_response,
+    iter_sse_data,
+    openai_to_anthropic_response,
+    sse,
+)
+from plugway.config import Config
+from plugway.context import RequestContext, Target, new_request_id
+from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
+from plugway.gateway import Gateway
+from plugway.hooks import hookimpl
+from plugway.provider import ChunkStream, Provider, ProviderResponse
+
+ENDPOINT = "messages"
+COUNT_ENDPOINT = "messages.count_tokens"
+JSON = "application/json"
+
+
+@hookimpl
+def register_routes(app: Sanic, config: Config) -> None:
+    app.add_route(messages, "/v1/messages", methods=["POST"], name="anthropic_messages")
+    app.add_route(count_tokens, "/v1/messages/count_tokens", methods=["POST"],
+                  name="anthropic_count_tokens")
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+@attrs.define
+class Inbound:
+    """A parsed Anthropic request: the client's body, its canonical OpenAI form, and a second
+    copy of that form to tell whether a plugin changed it."""
+
+    body: dict[str, Any]
+    ctx: RequestContext
+    snapshot: dict[str, Any]
+
+    def body_unchanged(self) -> bool:
+        return self.ctx.body == self.snapshot
+
+
+def parse(request: Request, endpoint: str) -> Inbound:
+    """Check the JSON body the way Anthropic does; a client's mistake is a 400."""
+    try:
+        body = orjson.loads(request.body or b"")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Field required (a non-empty string)", param="model")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("stream: must be true or false", param="stream")
+    if endpoint == ENDPOINT:
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise InvalidRequest("max_tokens: Field required (an integer of at least 1)",
+                                 param="max_tokens")
+    canonical = anthropic_to_openai_request(body)
+    ctx = RequestContext(endpoint=endpoint, body=canonical, headers=request.headers,
+                         model=model, stream=bool(stream) and endpoint == ENDPOINT,
+                         client_ip=request.remote_addr or request.ip)
+    return Inbound(body, ctx, anthropic_to_openai_request(body))
+
+
+def message_id(ctx: RequestContext) -> str:
+    return "msg_" + ctx.request_id.removeprefix("req_")
+
+
+def native(provider: Provider) -> NativeMessages | None:
+    return provider if isinstance(provider, NativeMessages) else None
+
+
+# -- POST /v1/messages -------------------------------------------------------------------------
+
+
+async def messages(request: Request) -> HTTPResponse | None:
+    gw: Gateway = request.app.ctx.gateway
+    try:
+        inbound = parse(request, ENDPOINT)
+    except GatewayError as exc:
+        return error_response(exc, new_request_id())
+    if inbound.ctx.stream:
+        return await serve_stream(request, gw, inbound)
+    return await serve_complete(gw, inbound)
+
+
+@attrs.define
+class Answer:
+    response: ProviderResponse  # OpenAI-shaped, what post_response sees
+    raw: bytes | None = None  # the upstream's Anthropic bytes when passed through
+
+
+async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
+    ctx = inbound.ctx
+    try:
+        await pipeline.route(gw, ctx)
+        passthrough = inbound.body_unchanged()
+
+        async def call(provider: Provider, target: Target) -> Answer:
+            upstream = native(provider) if passthrough else None
+            if upstream is not None:
+                answer = await upstream.messages(ctx, target, inbound.body)
+                return Answer(ProviderResponse(anthropic_to_openai_response(answer.body)),
+                              answer.raw)
+            return Answer(await provider.chat(ctx, target, ctx.body))
+
+        answer = await pipeline.attempt_plan(gw, ctx, call)
+        original = answer.response.body
+        ctx.usage = answer.response.usage
+        choices = original.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            ctx.finish_reason = choices[0].get("finish_reason")
+        ctx.status, ctx.ended = 200, time.monotonic()
+        await gw.hooks.notify("post_response", propagate=(GatewayError,), ctx=ctx,
+                              response=answer.response)
+    except GatewayError as exc:
+        return failed(gw, ctx, exc)
+    except asyncio.CancelledError:
+        ctx.status, ctx.ended = 499, time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+        raise
+    if answer.raw is not None and answer.response.body is original:
+        body = answer.raw
+    else:
+        body = orjson.dumps(openai_to_anthropic_response(answer.response.body, ctx.model,
+                                                         message_id(ctx)))
+    return HTTPResponse(body, status=200, headers=headers_for(ctx), content_type=JSON)
+
+
+class TranslatedStream(ChunkStream):
+    """An OpenAI chunk stream from any provider, as Anthropic events. The ``stream_chunk``
+    hook sees the OpenAI chunks first when a plugin implements it."""
+
+    def __init__(self, gw: Gateway, ctx: RequestContext, inner: ChunkStream) -> None:
+        self.gw = gw
+        self.ctx = ctx
+        self.inner = inner
+        self.translator = OpenAIToAnthropicStream(ctx.model, message_id(ctx))
+        self.rewrite = gw.hooks.has("stream_chunk")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        translator = self.translator
+        async for data in self.inner:
+            if self.rewrite:
+                data = await pipeline.rewrite_chunks(self.gw, self.ctx, data)
+            out: list[bytes] = []
+            try:
+                for chunk in iter_sse_data(data):
+                    out.extend(sse(event) for event in translator.feed(chunk))
+            except orjson.JSONDecodeError:
+                attempt = self.ctx.final_attempt
+                provider = attempt.target.provider if attempt else ""
+                raise UpstreamStreamBroken(
+                    f"provider '{provider}' sent a stream event that is not JSON",
+                    provider=provider) from None
+            if out:
+                yield b"".join(out)
+        if translator.usage is None:
+            translator.usage = self.inner.usage
+        self.usage = translator.usage
+        self.finish_reason = translator.finish_reason or self.inner.finish_reason
+        yield b"".join(sse(event) for event in translator.finish())
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
+    ctx = inbound.ctx
+    try:
+        await pipeline.route(gw, ctx)
+        passthrough = inbound.body_unchanged() and not gw.hooks.has("stream_chunk")
+
+        async def call(provider: Provider, target: Target) -> pipeline.OpenStream:
+            upstream = native(provider) if passthrough else None
+            if upstream is not None:
+                stream = await upstream.messages_stream(ctx, target, inbound.body)
+            else:
+                stream = TranslatedStream(gw, ctx, await provider.chat_stream(ctx, target,
+                                                                              ctx.body))
+            try:
+                events = aiter(stream)
+                first = await anext(events)
+            except StopAsyncIteration:
+                await pipeline.close_quietly(stream)
+                raise UpstreamStreamBroken(
+                    f"provider '{target.provider}' ended the stream before sending anything",
+                    provider=target.provider) from None
+            except BaseException:
+                await pipeline.close_quietly(stream)
+                raise
+            return pipeline.OpenStream(stream, events, first)
+
+        opened = await pipeline.attempt_plan(gw, ctx, call)
+    except GatewayError as exc:
+        await request.respond(failed(gw, ctx, exc))
+        return
+    except asyncio.CancelledError:
+        ctx.status, ctx.ended = 499, time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+        raise
+    headers = headers_for(ctx)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+    response = await request.respond(status=200, headers=headers,
+                                     content_type="text/event-stream; charset=utf-8")
+    try:
+        await response.send(opened.first)
+        ctx.first_token_at = time.monotonic()
+        async for data in opened.events:
+            await response.send(data)
+        ctx.status = 200
+        reported = getattr(opened.stream, "error", None)
+        if isinstance(opened.stream, NativeEventStream) and reported is not None:
+            ctx.error, ctx.status = reported, reported.status
+    except asyncio.CancelledError:
+        ctx.status = 499
+        raise
+    except Exception as exc:
+        error = exc if isinstance(exc, GatewayError) else GatewayError(
+            "the gateway failed unexpectedly; the error is in its log")
+        ctx.error, ctx.status = error, error.status
+        attempt = ctx.final_attempt
+        if attempt is not None:
+            attempt.outcome, attempt.error = "broken", error
+        await response.send(sse(anthropic_error_body(error.status, error.message)))
+    finally:
+        await pipeline.close_quietly(opened.stream)
+        ctx.usage = opened.stream.usage
+        ctx.finish_reason = opened.stream.finish_reason
+        ctx.ended = time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    await response.eof()
+
+
+# -- POST /v1/messages/count_tokens ------------------------------------------------------------
+
+
+async def count_tokens(request: Request) -> HTTPResponse:
+    gw: Gateway = request.app.ctx.gateway
+    try:
+        inbound = parse(request, COUNT_ENDPOINT)
+    except GatewayError as exc:
+        return error_response(exc, new_request_id())
+    ctx = inbound.ctx
+    try:
+        await pipeline.route(gw, ctx)
+
+        async def call(provider: Provider, target: Target) -> dict[str, Any]:
+            upstream = native(provider)
+            if upstream is not None:
+                return await upstream.count_tokens(ctx, target, inbound.body)
+            return {"input_tokens": estimate_tokens(inbound.body)}
+
+        counted = await pipeline.attempt_plan(gw, ctx, call)
+        ctx.status, ctx.ended = 200, time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    except GatewayError as exc:
+        return failed(gw, ctx, exc)
+    return HTTPResponse(orjson.dumps(counted), headers=headers_for(ctx), content_type=JSON)
+
+
+#: Characters per token assumed by :func:`estimate_tokens`.
+CHARS_PER_TOKEN = 4
+#: What one image counts, whatever its size (Anthropic's formula gives ~1600 for a
+#: 1.15-megapixel image, the size it recommends).
+IMAGE_TOKENS = 1600
+
+
+def estimate_tokens(body: Mapping[str, Any]) -> int:
+    """A local estimate of a Messages request's input tokens, for targets that cannot count.
+
+    The heuristic: one token per 4 characters (rounded up) of every text the model reads
+    (system, message text, tool-use inputs and tool results as JSON, tool names,
+    descriptions and schemas as JSON), 1600 per image or document, plus 3 tokens per message
+    and 8 per tool for the framing. It is an estimate (typically within ~20% for English
+    prose and code); route to an Anthropic target for exact counts.
+    """
+    chars = 0
+    extra = 0
+
+    def visit(content: Any) -> None:
+        nonlocal chars, extra
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for block in content:
+                if not isinstance(block, dict):
+                    continue
+                kind = block.get("type")
+                if kind == "text":
+                    chars += len(str(block.get("text", "")))
+                elif kind in ("image", "document"):
+                    extra += IMAGE_TOKENS
+                elif kind == "tool_use":
+                    chars += len(str(block.get("name", "")))
+                    chars += len(orjson.dumps(block.get("input") or {}))
+                elif kind == "tool_result":
+                    visit(block.get("content"))
+                elif kind == "thinking":
+                    chars += len(str(block.get("thinking", "")))
+
+    visit(body.get("system"))
+    for message in body.get("messages") or ():
+        if isinstance(message, dict):
+            extra += 3
+            visit(message.get("content"))
+    for tool in body.get("tools") or ():
+        if isinstance(tool, dict):
+            extra += 8
+            chars += len(orjson.dumps(tool))
+    return math.ceil(chars / CHARS_PER_TOKEN) + extra
+
+
+# -- errors and headers ------------------------------------------------------------------------
+
+
+def headers_for(ctx: RequestContext) -> dict[str, str]:
+    headers = decision_headers(ctx)
+    headers["request-id"] = ctx.request_id
+    return headers
+
+
+def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPResponse:
+    ctx.error, ctx.status, ctx.ended = error, error.status, time.monotonic()
+    gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    return error_response(error, ctx.request_id, decision_headers(ctx) if ctx.attempts else {})
+
+
+def error_response(error: GatewayError, request_id: str,
+                   headers: Mapping[str, str] | None = None) -> HTTPResponse:
+    """Anthropic's error envelope with the error's status, ``request-id`` and retry hints."""
+    out = dict(headers or {})
+    out["request-id"] = out["x-request-id"] = request_id
+    out.update(error.headers)
+    if error.retry_after is not None:
+        out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+        out["retry-after-ms"] = str(int(error.retry_after * 1000))
+    return HTTPResponse(orjson.dumps(anthropic_error_body(error.status, error.message)),
+                        status=error.status, headers=out, content_type=JSON)
+
