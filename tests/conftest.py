@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from plugway.testing import FakeOpenAI, GatewayProcess
+from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def backup() -> Iterator[FakeOpenAI]:
 @pytest.fixture(autouse=True)
 def _fresh_upstreams(request: pytest.FixtureRequest) -> None:
     """Each test starts with empty scripts and records on the session's fakes."""
-    for name in ("primary", "backup"):
+    for name in ("primary", "backup", "claude_up", "claude_backup"):
         if name in request.fixturenames:
             request.getfixturevalue(name).reset()
 
@@ -94,3 +94,79 @@ def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
     yield start
     for gw in started:
         gw.stop()
+
+
+# -- Anthropic ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def claude_up() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="session")
+def claude_backup() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as upstream:
+        yield upstream
+
+
+ANTHROPIC_KEY = "sk-ant-primary-secret-0123456789"
+
+
+def anthropic_config(claude_up: FakeAnthropic, claude_backup: FakeAnthropic,
+                     primary: FakeOpenAI) -> str:
+    return f"""
+[providers.claude]
+type = "anthropic"
+base_url = "{claude_up.url}"
+api_key = "{ANTHROPIC_KEY}"
+timeout = 3
+
+[providers.claude_backup]
+type = "anthropic"
+base_url = "{claude_backup.url}"
+api_key = "sk-ant-backup-secret-9876543210"
+timeout = 3
+
+[providers.oai]
+type = "openai"
+base_url = "{primary.url}/v1"
+api_key = "sk-primary-secret-0123456789"
+timeout = 3
+
+[routing]
+deadline = 8
+
+[[models]]
+name = "claude"
+targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
+
+[[models]]
+name = "claude-ha"
+targets = [
+  {{ provider = "claude", model = "claude-sonnet-4-5" }},
+  {{ provider = "claude_backup", model = "claude-haiku-4-5" }},
+]
+
+[[models]]
+name = "gpt"
+targets = [{{ provider = "oai", model = "gpt-4o-mini" }}]
+
+[[models]]
+name = "claude-then-gpt"
+targets = [
+  {{ provider = "claude", model = "claude-sonnet-4-5" }},
+  {{ provider = "oai", model = "gpt-4o-mini" }},
+]
+"""
+
+
+@pytest.fixture(scope="session")
+def claude_gateway(
+    claude_up: FakeAnthropic, claude_backup: FakeAnthropic, primary: FakeOpenAI
+) -> Iterator[GatewayProcess]:
+    """The gateway with Anthropic targets (``claude``, ``claude-ha`` with a backup), an OpenAI
+    one (``gpt``) and a mixed route (``claude-then-gpt``)."""
+    with GatewayProcess(anthropic_config(claude_up, claude_backup, primary)) as gw:
+        yield gw
