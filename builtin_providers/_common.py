@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?);base64,",
-                       re.IGNORECASE)
+_DATA_URL = re.compile(
+    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?);base64,", re.IGNORECASE
+)
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:
@@ -18,7 +19,7 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     match = _DATA_URL.match(url)
     if match is None:
         return None
-    return (match.group("type") or "application/octet-stream").lower(), url[match.end():]
+    return (match.group("type") or "application/octet-stream").lower(), url[match.end() :]
 
 
 def loads_object(text: str | None) -> dict[str, Any] | None:

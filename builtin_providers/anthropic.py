@@ -20,12 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import httpx
 import orjson
-
 from plugway.builtin_providers.anthropic_format import (
     ANTHROPIC_VERSION,
     FINISH_REASONS,
-    AnthropicStreamError,
     AnthropicSSEToOpenAI,
+    AnthropicStreamError,
     anthropic_to_openai_response,
     anthropic_usage_to_openai,
     openai_to_anthropic_request,
@@ -48,8 +47,9 @@ COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 # Anthropic says "prompt is too long: N tokens > M maximum" and "input length and `max_tokens`
 # exceed context limit: ..." when the context window is exceeded.
-_CONTEXT_WINDOW = re.compile(r"prompt is too long|exceed context limit|context window",
-                             re.IGNORECASE)
+_CONTEXT_WINDOW = re.compile(
+    r"prompt is too long|exceed context limit|context window", re.IGNORECASE
+)
 
 
 @attrs.define(kw_only=True)
@@ -107,8 +107,9 @@ def error_from_anthropic(
     retry_after = parse_retry_after(headers)
     if status == 400 and _CONTEXT_WINDOW.search(message):
         return ContextWindowExceeded(message, provider=provider, upstream_status=status)
-    return upstream_error_for_status(status, message, provider=provider, code=error_type,
-                                     retry_after=retry_after)
+    return upstream_error_for_status(
+        status, message, provider=provider, code=error_type, retry_after=retry_after
+    )
 
 
 def stream_error(exc: AnthropicStreamError, provider: str) -> UpstreamError:
@@ -135,8 +136,10 @@ class AnthropicProvider(Provider):
             await self.client.aclose()
 
     def _request_headers(self, ctx: RequestContext, stream: bool) -> dict[str, str]:
-        headers = {"anthropic-version": ctx.headers.get("anthropic-version")
-                   or self.settings.anthropic_version}
+        headers = {
+            "anthropic-version": ctx.headers.get("anthropic-version")
+            or self.settings.anthropic_version
+        }
         beta = ctx.headers.get("anthropic-beta")
         if beta:
             headers["anthropic-beta"] = beta
@@ -185,8 +188,16 @@ class AnthropicProvider(Provider):
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         payload = {**body, "model": target.model}
-        for key in ("max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k",
-                    "metadata", "service_tier"):
+        for key in (
+            "max_tokens",
+            "stream",
+            "stop_sequences",
+            "temperature",
+            "top_p",
+            "top_k",
+            "metadata",
+            "service_tier",
+        ):
             payload.pop(key, None)
         return (await self._post(ctx, COUNT_TOKENS_PATH, payload)).body
 
@@ -194,13 +205,15 @@ class AnthropicProvider(Provider):
 
     async def _post(self, ctx: RequestContext, path: str, payload: Any) -> NativeMessage:
         try:
-            response = await self.client.post(path, content=orjson.dumps(payload),
-                                              headers=self._request_headers(ctx, False))
+            response = await self.client.post(
+                path, content=orjson.dumps(payload), headers=self._request_headers(ctx, False)
+            )
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name) from None
         if response.status_code >= 400:
-            raise error_from_anthropic(response.status_code, response.content,
-                                       response.headers, self.name)
+            raise error_from_anthropic(
+                response.status_code, response.content, response.headers, self.name
+            )
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -208,12 +221,18 @@ class AnthropicProvider(Provider):
         if not isinstance(body, dict):
             raise UpstreamUnavailable(
                 f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name, upstream_status=response.status_code)
+                provider=self.name,
+                upstream_status=response.status_code,
+            )
         return NativeMessage(raw=response.content, body=body)
 
     async def _open_stream(self, ctx: RequestContext, payload: Any) -> httpx.Response:
-        request = self.client.build_request("POST", MESSAGES_PATH, content=orjson.dumps(payload),
-                                            headers=self._request_headers(ctx, True))
+        request = self.client.build_request(
+            "POST",
+            MESSAGES_PATH,
+            content=orjson.dumps(payload),
+            headers=self._request_headers(ctx, True),
+        )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -225,16 +244,16 @@ class AnthropicProvider(Provider):
                 content = b""
             finally:
                 await response.aclose()
-            raise error_from_anthropic(response.status_code, content, response.headers,
-                                       self.name)
+            raise error_from_anthropic(response.status_code, content, response.headers, self.name)
         return response
 
 
 class AnthropicChunkStream(ChunkStream):
     """An Anthropic SSE body translated into OpenAI chunk events as it arrives."""
 
-    def __init__(self, response: httpx.Response, provider: str,
-                 decoder: AnthropicSSEToOpenAI) -> None:
+    def __init__(
+        self, response: httpx.Response, provider: str, decoder: AnthropicSSEToOpenAI
+    ) -> None:
         self.response = response
         self.provider = provider
         self.decoder = decoder
@@ -252,15 +271,18 @@ class AnthropicChunkStream(ChunkStream):
         except orjson.JSONDecodeError:
             raise UpstreamStreamBroken(
                 f"provider '{self.provider}' sent a stream event that is not JSON",
-                provider=self.provider) from None
+                provider=self.provider,
+            ) from None
         except httpx.HTTPError as exc:
             raise UpstreamStreamBroken(
                 f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
-                provider=self.provider) from None
+                provider=self.provider,
+            ) from None
         if not translator.done:
             raise UpstreamStreamBroken(
                 f"the stream from provider '{self.provider}' ended before message_stop",
-                provider=self.provider)
+                provider=self.provider,
+            )
 
     async def aclose(self) -> None:
         await self.response.aclose()
@@ -291,11 +313,13 @@ class NativeEventStream(ChunkStream):
         except httpx.HTTPError as exc:
             raise UpstreamStreamBroken(
                 f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
-                provider=self.provider) from None
+                provider=self.provider,
+            ) from None
         if not self.done:
             raise UpstreamStreamBroken(
                 f"the stream from provider '{self.provider}' ended before message_stop",
-                provider=self.provider)
+                provider=self.provider,
+            )
 
     def _inspect(self, events: bytes) -> None:
         for payload in iter_data(events):
@@ -308,8 +332,9 @@ class NativeEventStream(ChunkStream):
                 self._usage = dict((event.get("message") or {}).get("usage") or {})
                 self.usage = anthropic_usage_to_openai(self._usage)
             elif kind == "message_delta":
-                self._usage.update({k: v for k, v in (event.get("usage") or {}).items()
-                                    if v is not None})
+                self._usage.update(
+                    {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+                )
                 self.usage = anthropic_usage_to_openai(self._usage)
                 stop = (event.get("delta") or {}).get("stop_reason")
                 if stop:
@@ -321,9 +346,12 @@ class NativeEventStream(ChunkStream):
                 # The error event is forwarded to the client as it is; the stream counts as
                 # complete so the endpoint does not add a second error.
                 self.done = True
-                self.error = stream_error(AnthropicStreamError(
-                    str(error.get("type") or "api_error"), str(error.get("message") or "")),
-                    self.provider)
+                self.error = stream_error(
+                    AnthropicStreamError(
+                        str(error.get("type") or "api_error"), str(error.get("message") or "")
+                    ),
+                    self.provider,
+                )
 
     async def aclose(self) -> None:
         await self.response.aclose()

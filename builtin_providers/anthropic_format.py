@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
-
 from plugway.builtin_providers._common import loads_object, parse_data_url
 from plugway.errors import InvalidRequest
 from plugway.sse import EventSplitter, iter_data, sse_event
@@ -131,8 +130,9 @@ def openai_to_anthropic_request(
     """
     n = body.get("n")
     if isinstance(n, int) and n > 1:
-        raise InvalidRequest("Anthropic models answer one choice per request; 'n' must be 1",
-                             param="n")
+        raise InvalidRequest(
+            "Anthropic models answer one choice per request; 'n' must be 1", param="n"
+        )
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     messages = body.get("messages")
@@ -155,11 +155,16 @@ def openai_to_anthropic_request(
         else:
             raise InvalidRequest(
                 f"messages[{i}].role {role!r} is not one of system, developer, user, "
-                "assistant, tool", param=f"messages[{i}].role")
+                "assistant, tool",
+                param=f"messages[{i}].role",
+            )
     out: dict[str, Any] = {"model": model}
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    out["max_tokens"] = (max_tokens if isinstance(max_tokens, int) else
-                         max_tokens_default or default_max_tokens(model))
+    out["max_tokens"] = (
+        max_tokens
+        if isinstance(max_tokens, int)
+        else max_tokens_default or default_max_tokens(model)
+    )
     if system:
         out["system"] = system
     out["messages"] = [_collapse(turn) for turn in turns]
@@ -242,15 +247,18 @@ def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str):
-                raise InvalidRequest(f"{where}[{j}].image_url.url must be a string",
-                                     param=f"{where}[{j}]")
+                raise InvalidRequest(
+                    f"{where}[{j}].image_url.url must be a string", param=f"{where}[{j}]"
+                )
             blocks.append(_with_cache_control({"type": "image", "source": _source(url)}, part))
         elif kind == "file":
             blocks.append(_document(part, f"{where}[{j}]"))
         else:
             raise InvalidRequest(
                 f"{where}[{j}] has type {kind!r}; Anthropic models take text, image_url and "
-                "file parts", param=f"{where}[{j}]")
+                "file parts",
+                param=f"{where}[{j}]",
+            )
     return blocks
 
 
@@ -267,8 +275,10 @@ def _document(part: Mapping[str, Any], where: str) -> dict[str, Any]:
     parsed = parse_data_url(data) if isinstance(data, str) else None
     if parsed is None:
         raise InvalidRequest(f"{where}.file.file_data must be a base64 data URL", param=where)
-    return {"type": "document", "source": {"type": "base64", "media_type": parsed[0],
-                                           "data": parsed[1]}}
+    return {
+        "type": "document",
+        "source": {"type": "base64", "media_type": parsed[0], "data": parsed[1]},
+    }
 
 
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[dict[str, Any]]:
@@ -280,23 +290,34 @@ def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[dict[str, Any]
     for j, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise InvalidRequest(f"messages[{i}].tool_calls[{j}] needs a function name",
-                                 param=f"messages[{i}].tool_calls[{j}]")
+            raise InvalidRequest(
+                f"messages[{i}].tool_calls[{j}] needs a function name",
+                param=f"messages[{i}].tool_calls[{j}]",
+            )
         arguments = loads_object(fn.get("arguments"))
         if arguments is None:
             raise InvalidRequest(
                 f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
-                param=f"messages[{i}].tool_calls[{j}].function.arguments")
-        blocks.append({"type": "tool_use", "id": call.get("id") or f"toolu_{i}_{j}",
-                       "name": fn["name"], "input": arguments})
+                param=f"messages[{i}].tool_calls[{j}].function.arguments",
+            )
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{i}_{j}",
+                "name": fn["name"],
+                "input": arguments,
+            }
+        )
     return blocks
 
 
 def _tool_result(message: Mapping[str, Any], i: int) -> dict[str, Any]:
     tool_call_id = message.get("tool_call_id")
     if not isinstance(tool_call_id, str):
-        raise InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
-                             param=f"messages[{i}].tool_call_id")
+        raise InvalidRequest(
+            f"messages[{i}].tool_call_id is required for a tool message",
+            param=f"messages[{i}].tool_call_id",
+        )
     content = message.get("content")
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_call_id}
     if isinstance(content, str):
@@ -308,16 +329,20 @@ def _tool_result(message: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 def _tool_definition(tool: Any, j: int) -> dict[str, Any]:
     fn = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function" or \
-            not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-        raise InvalidRequest(f"tools[{j}] must be a function tool with a name",
-                             param=f"tools[{j}]")
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type", "function") != "function"
+        or not isinstance(fn, dict)
+        or not isinstance(fn.get("name"), str)
+    ):
+        raise InvalidRequest(f"tools[{j}] must be a function tool with a name", param=f"tools[{j}]")
     out: dict[str, Any] = {"name": fn["name"]}
     if fn.get("description"):
         out["description"] = fn["description"]
     schema = fn.get("parameters")
-    out["input_schema"] = schema if isinstance(schema, dict) else {"type": "object",
-                                                                   "properties": {}}
+    out["input_schema"] = (
+        schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+    )
     return out
 
 
@@ -332,15 +357,17 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
         fn = choice.get("function")
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             return {"type": "tool", "name": fn["name"]}
-    raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or a named function",
-                         param="tool_choice")
+    raise InvalidRequest(
+        "tool_choice must be 'auto', 'none', 'required' or a named function", param="tool_choice"
+    )
 
 
 # -- Anthropic response -> OpenAI response -----------------------------------------------------
 
 
-def anthropic_to_openai_response(message: Mapping[str, Any],
-                                 created: int | None = None) -> dict[str, Any]:
+def anthropic_to_openai_response(
+    message: Mapping[str, Any], created: int | None = None
+) -> dict[str, Any]:
     """An Anthropic ``message`` as an OpenAI ``chat.completion``."""
     texts: list[str] = []
     thinking: list[str] = []
@@ -352,13 +379,21 @@ def anthropic_to_openai_response(message: Mapping[str, Any],
         elif kind == "thinking":
             thinking.append(block.get("thinking", ""))
         elif kind == "tool_use":
-            tool_calls.append({"id": block.get("id"), "type": "function",
-                               "function": {"name": block.get("name"),
-                                            "arguments": orjson.dumps(block.get("input") or {})
-                                            .decode()}})
-    out_message: dict[str, Any] = {"role": "assistant",
-                                   "content": "".join(texts) if texts or not tool_calls else None,
-                                   "refusal": None}
+            tool_calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+    out_message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not tool_calls else None,
+        "refusal": None,
+    }
     if thinking:
         out_message["reasoning_content"] = "".join(thinking)
     if tool_calls:
@@ -369,9 +404,14 @@ def anthropic_to_openai_response(message: Mapping[str, Any],
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": message.get("model"),
-        "choices": [{"index": 0, "message": out_message,
-                     "finish_reason": FINISH_REASONS.get(stop, "stop") if stop else None,
-                     "logprobs": None}],
+        "choices": [
+            {
+                "index": 0,
+                "message": out_message,
+                "finish_reason": FINISH_REASONS.get(stop, "stop") if stop else None,
+                "logprobs": None,
+            }
+        ],
         "usage": anthropic_usage_to_openai(message.get("usage") or {}),
     }
 
@@ -426,8 +466,12 @@ class AnthropicToOpenAIStream:
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
                 index = self._tools[event.get("index", 0)] = len(self._tools)
-                call = {"index": index, "id": block.get("id"), "type": "function",
-                        "function": {"name": block.get("name"), "arguments": ""}}
+                call = {
+                    "index": index,
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": ""},
+                }
                 return [self._chunk({"tool_calls": [call]})]
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]
@@ -437,8 +481,9 @@ class AnthropicToOpenAIStream:
             if stop:
                 self.finish_reason = FINISH_REASONS.get(stop, "stop")
             # message_delta usage is cumulative: it replaces what message_start said.
-            self._raw_usage.update({k: v for k, v in (event.get("usage") or {}).items()
-                                    if v is not None})
+            self._raw_usage.update(
+                {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+            )
             self.usage = anthropic_usage_to_openai(self._raw_usage)
             return [self._chunk({}, self.finish_reason)] if stop else []
         if kind == "message_stop":
@@ -448,8 +493,10 @@ class AnthropicToOpenAIStream:
             return []
         if kind == "error":
             error = event.get("error") or {}
-            raise AnthropicStreamError(str(error.get("type") or "api_error"),
-                                       str(error.get("message") or "the upstream stream failed"))
+            raise AnthropicStreamError(
+                str(error.get("type") or "api_error"),
+                str(error.get("message") or "the upstream stream failed"),
+            )
         return []  # ping, content_block_stop, and event types added later
 
     def _delta(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -462,19 +509,26 @@ class AnthropicToOpenAIStream:
             index = self._tools.get(event.get("index", 0))
             if not part or index is None:
                 return []
-            return [self._chunk({"tool_calls": [{"index": index,
-                                                 "function": {"arguments": part}}]})]
+            return [
+                self._chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+            ]
         if kind == "thinking_delta":
             return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
         return []  # signature_delta, citations_delta
 
     def _base(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model}
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**self._base(), "choices": [{"index": 0, "delta": delta,
-                                             "finish_reason": finish, "logprobs": None}]}
+        return {
+            **self._base(),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
 
 
 class AnthropicSSEToOpenAI:
@@ -517,18 +571,21 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(system, str) and system:
         messages.append({"role": "system", "content": system})
     elif isinstance(system, list):
-        text = "\n\n".join(b.get("text", "") for b in system
-                           if isinstance(b, dict) and b.get("type") == "text")
+        text = "\n\n".join(
+            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text"
+        )
         if text:
             messages.append({"role": "system", "content": text})
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
-        raise InvalidRequest("messages: a non-empty array of messages is required",
-                             param="messages")
+        raise InvalidRequest(
+            "messages: a non-empty array of messages is required", param="messages"
+        )
     for i, message in enumerate(raw_messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"messages.{i}.role must be 'user' or 'assistant'",
-                                 param=f"messages.{i}.role")
+            raise InvalidRequest(
+                f"messages.{i}.role must be 'user' or 'assistant'", param=f"messages.{i}.role"
+            )
         if message["role"] == "user":
             messages.extend(_inbound_user(message.get("content"), i))
         else:
@@ -551,7 +608,8 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
             out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
         else:
             out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(
-                str(kind), "auto")
+                str(kind), "auto"
+            )
         if choice.get("disable_parallel_tool_use") is True:
             out["parallel_tool_calls"] = False
     metadata = body.get("metadata")
@@ -567,41 +625,68 @@ def _inbound_user(content: Any, i: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     if not isinstance(content, list):
-        raise InvalidRequest(f"messages.{i}.content must be a string or an array of blocks",
-                             param=f"messages.{i}.content")
+        raise InvalidRequest(
+            f"messages.{i}.content must be a string or an array of blocks",
+            param=f"messages.{i}.content",
+        )
     tools: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "tool_result":
-            tools.append({"role": "tool", "tool_call_id": block.get("tool_use_id"),
-                          "content": _tool_result_text(block.get("content"))})
+            tools.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": block.get("tool_use_id"),
+                    "content": _tool_result_text(block.get("content")),
+                }
+            )
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
-            parts.append({"type": "image_url",
-                          "image_url": {"url": _image_url(block, f"messages.{i}.content.{j}")}})
+            parts.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": _image_url(block, f"messages.{i}.content.{j}")},
+                }
+            )
         elif kind == "document":
             source = block.get("source") or {}
             if source.get("type") == "base64":
-                parts.append({"type": "file", "file": {
-                    "file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"}})
+                parts.append(
+                    {
+                        "type": "file",
+                        "file": {
+                            "file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"
+                        },
+                    }
+                )
             elif source.get("type") == "text":
                 parts.append({"type": "text", "text": source.get("data", "")})
             else:
-                raise InvalidRequest(f"messages.{i}.content.{j}: only base64 and text "
-                                     "documents can go to this model",
-                                     param=f"messages.{i}.content.{j}")
+                raise InvalidRequest(
+                    f"messages.{i}.content.{j}: only base64 and text "
+                    "documents can go to this model",
+                    param=f"messages.{i}.content.{j}",
+                )
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise InvalidRequest(f"messages.{i}.content.{j}: block type {kind!r} cannot go to "
-                                 "this model", param=f"messages.{i}.content.{j}")
+            raise InvalidRequest(
+                f"messages.{i}.content.{j}: block type {kind!r} cannot go to this model",
+                param=f"messages.{i}.content.{j}",
+            )
     out = tools
     if parts:
         only_text = all(p["type"] == "text" for p in parts)
-        out.append({"role": "user", "content": "".join(p["text"] for p in parts)
-                    if only_text and len(parts) == 1 else parts})
+        out.append(
+            {
+                "role": "user",
+                "content": "".join(p["text"] for p in parts)
+                if only_text and len(parts) == 1
+                else parts,
+            }
+        )
     return out
 
 
@@ -618,8 +703,9 @@ def _tool_result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content
-                       if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
     return ""
 
 
@@ -627,8 +713,10 @@ def _inbound_assistant(content: Any, i: int) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     if not isinstance(content, list):
-        raise InvalidRequest(f"messages.{i}.content must be a string or an array of blocks",
-                             param=f"messages.{i}.content")
+        raise InvalidRequest(
+            f"messages.{i}.content must be a string or an array of blocks",
+            param=f"messages.{i}.content",
+        )
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in content:
@@ -636,10 +724,16 @@ def _inbound_assistant(content: Any, i: int) -> dict[str, Any]:
         if kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"),
-                                       "arguments": orjson.dumps(block.get("input") or {})
-                                       .decode()}})
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         out["tool_calls"] = calls
@@ -647,11 +741,17 @@ def _inbound_assistant(content: Any, i: int) -> dict[str, Any]:
 
 
 def _inbound_tool(tool: Any, j: int) -> dict[str, Any]:
-    if not isinstance(tool, dict) or tool.get("type", "custom") != "custom" \
-            or not isinstance(tool.get("name"), str):
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type", "custom") != "custom"
+        or not isinstance(tool.get("name"), str)
+    ):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        raise InvalidRequest(f"tools.{j}: server tool {kind!r} is only served by Anthropic "
-                             "models; route this request to one", param=f"tools.{j}")
+        raise InvalidRequest(
+            f"tools.{j}: server tool {kind!r} is only served by Anthropic "
+            "models; route this request to one",
+            param=f"tools.{j}",
+        )
     fn: dict[str, Any] = {"name": tool["name"]}
     if tool.get("description"):
         fn["description"] = tool["description"]
@@ -662,8 +762,9 @@ def _inbound_tool(tool: Any, j: int) -> dict[str, Any]:
 # -- OpenAI response -> Anthropic response (inbound) -------------------------------------------
 
 
-def openai_to_anthropic_response(body: Mapping[str, Any], model: str,
-                                 message_id: str) -> dict[str, Any]:
+def openai_to_anthropic_response(
+    body: Mapping[str, Any], model: str, message_id: str
+) -> dict[str, Any]:
     """An OpenAI ``chat.completion`` as an Anthropic ``message`` (first choice)."""
     choices = body.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
@@ -681,14 +782,26 @@ def openai_to_anthropic_response(body: Mapping[str, Any], model: str,
         fn = call.get("function") or {}
         arguments = fn.get("arguments")
         parsed = loads_object(arguments)
-        content.append({"type": "tool_use", "id": call.get("id") or message_id + "_tool",
-                        "name": fn.get("name"),
-                        "input": parsed if parsed is not None else {"_raw": arguments}})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or message_id + "_tool",
+                "name": fn.get("name"),
+                "input": parsed if parsed is not None else {"_raw": arguments},
+            }
+        )
     finish = choice.get("finish_reason")
     stop = "refusal" if refusal else STOP_REASONS.get(finish or "stop", "end_turn")
-    return {"id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": openai_usage_to_anthropic(body.get("usage"))}
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": openai_usage_to_anthropic(body.get("usage")),
+    }
 
 
 # -- OpenAI chunks -> Anthropic stream (inbound) -----------------------------------------------
@@ -734,12 +847,17 @@ class OpenAIToAnthropicStream:
                 key = f"tool:{call.get('index', 0)}"
                 fn = call.get("function") or {}
                 if self._open != key:
-                    block = {"type": "tool_use", "id": call.get("id") or f"toolu_{key[5:]}",
-                             "name": fn.get("name") or "", "input": {}}
+                    block: dict[str, Any] = {
+                        "type": "tool_use",
+                        "id": call.get("id") or f"toolu_{key[5:]}",
+                        "name": fn.get("name") or "",
+                        "input": {},
+                    }
                     out.extend(self._open_block(key, block))
                 if fn.get("arguments"):
-                    out.append(self._delta({"type": "input_json_delta",
-                                            "partial_json": fn["arguments"]}))
+                    out.append(
+                        self._delta({"type": "input_json_delta", "partial_json": fn["arguments"]})
+                    )
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
@@ -748,9 +866,13 @@ class OpenAIToAnthropicStream:
         out = self._start()
         out.extend(self._close())
         stop = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
-        out.append({"type": "message_delta",
-                    "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": openai_usage_to_anthropic(self.usage)})
+        out.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": openai_usage_to_anthropic(self.usage),
+            }
+        )
         out.append({"type": "message_stop"})
         return out
 
@@ -758,10 +880,21 @@ class OpenAIToAnthropicStream:
         if self.started:
             return []
         self.started = True
-        return [{"type": "message_start", "message": {
-            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0}}}]
+        return [
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            }
+        ]
 
     def _open_block(self, key: str, block: dict[str, Any]) -> list[dict[str, Any]]:
         out = self._close()
@@ -801,8 +934,9 @@ ERROR_TYPES: dict[int, str] = {
 
 def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
     """Anthropic's error envelope for an error with ``status``."""
-    error_type = ERROR_TYPES.get(status) or ("invalid_request_error" if status < 500
-                                             else "api_error")
+    error_type = ERROR_TYPES.get(status) or (
+        "invalid_request_error" if status < 500 else "api_error"
+    )
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 

@@ -34,8 +34,6 @@ from typing import Any
 
 import attrs
 import orjson
-from sanic import HTTPResponse, Request, Sanic
-
 from plugway import pipeline
 from plugway.app import decision_headers
 from plugway.builtin_providers.anthropic import NativeEventStream, NativeMessages
@@ -54,6 +52,7 @@ from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse
+from sanic import HTTPResponse, Request, Sanic
 
 ENDPOINT = "messages"
 COUNT_ENDPOINT = "messages.count_tokens"
@@ -61,10 +60,11 @@ JSON = "application/json"
 
 
 @hookimpl
-def register_routes(app: Sanic, config: Config) -> None:
+def register_routes(app: Sanic[Any, Any], config: Config) -> None:
     app.add_route(messages, "/v1/messages", methods=["POST"], name="anthropic_messages")
-    app.add_route(count_tokens, "/v1/messages/count_tokens", methods=["POST"],
-                  name="anthropic_count_tokens")
+    app.add_route(
+        count_tokens, "/v1/messages/count_tokens", methods=["POST"], name="anthropic_count_tokens"
+    )
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -100,12 +100,18 @@ def parse(request: Request, endpoint: str) -> Inbound:
     if endpoint == ENDPOINT:
         max_tokens = body.get("max_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise InvalidRequest("max_tokens: Field required (an integer of at least 1)",
-                                 param="max_tokens")
+            raise InvalidRequest(
+                "max_tokens: Field required (an integer of at least 1)", param="max_tokens"
+            )
     canonical = anthropic_to_openai_request(body)
-    ctx = RequestContext(endpoint=endpoint, body=canonical, headers=request.headers,
-                         model=model, stream=bool(stream) and endpoint == ENDPOINT,
-                         client_ip=request.remote_addr or request.ip)
+    ctx = RequestContext(
+        endpoint=endpoint,
+        body=canonical,
+        headers=request.headers,
+        model=model,
+        stream=bool(stream) and endpoint == ENDPOINT,
+        client_ip=request.remote_addr or request.ip,
+    )
     return Inbound(body, ctx, anthropic_to_openai_request(body))
 
 
@@ -127,7 +133,8 @@ async def messages(request: Request) -> HTTPResponse | None:
     except GatewayError as exc:
         return error_response(exc, new_request_id())
     if inbound.ctx.stream:
-        return await serve_stream(request, gw, inbound)
+        await serve_stream(request, gw, inbound)
+        return None
     return await serve_complete(gw, inbound)
 
 
@@ -147,8 +154,9 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
             upstream = native(provider) if passthrough else None
             if upstream is not None:
                 answer = await upstream.messages(ctx, target, inbound.body)
-                return Answer(ProviderResponse(anthropic_to_openai_response(answer.body)),
-                              answer.raw)
+                return Answer(
+                    ProviderResponse(anthropic_to_openai_response(answer.body)), answer.raw
+                )
             return Answer(await provider.chat(ctx, target, ctx.body))
 
         answer = await pipeline.attempt_plan(gw, ctx, call)
@@ -158,8 +166,9 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
         ctx.status, ctx.ended = 200, time.monotonic()
-        await gw.hooks.notify("post_response", propagate=(GatewayError,), ctx=ctx,
-                              response=answer.response)
+        await gw.hooks.notify(
+            "post_response", propagate=(GatewayError,), ctx=ctx, response=answer.response
+        )
     except GatewayError as exc:
         return failed(gw, ctx, exc)
     except asyncio.CancelledError:
@@ -169,8 +178,9 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
     if answer.raw is not None and answer.response.body is original:
         body = answer.raw
     else:
-        body = orjson.dumps(openai_to_anthropic_response(answer.response.body, ctx.model,
-                                                         message_id(ctx)))
+        body = orjson.dumps(
+            openai_to_anthropic_response(answer.response.body, ctx.model, message_id(ctx))
+        )
     return HTTPResponse(body, status=200, headers=headers_for(ctx), content_type=JSON)
 
 
@@ -187,9 +197,10 @@ class TranslatedStream(ChunkStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         translator = self.translator
-        async for data in self.inner:
+        async for received in self.inner:
+            data = received
             if self.rewrite:
-                data = await pipeline.rewrite_chunks(self.gw, self.ctx, data)
+                data = await pipeline.rewrite_chunks(self.gw, self.ctx, received)
             out: list[bytes] = []
             try:
                 for chunk in iter_sse_data(data):
@@ -198,8 +209,8 @@ class TranslatedStream(ChunkStream):
                 attempt = self.ctx.final_attempt
                 provider = attempt.target.provider if attempt else ""
                 raise UpstreamStreamBroken(
-                    f"provider '{provider}' sent a stream event that is not JSON",
-                    provider=provider) from None
+                    f"provider '{provider}' sent a stream event that is not JSON", provider=provider
+                ) from None
             if out:
                 yield b"".join(out)
         if translator.usage is None:
@@ -212,7 +223,9 @@ class TranslatedStream(ChunkStream):
         await self.inner.aclose()
 
 
-async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
+async def serve_stream(  # noqa: PLR0915 - one linear request path, like the core's
+    request: Request, gw: Gateway, inbound: Inbound
+) -> None:
     ctx = inbound.ctx
     try:
         await pipeline.route(gw, ctx)
@@ -223,8 +236,9 @@ async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
             if upstream is not None:
                 stream = await upstream.messages_stream(ctx, target, inbound.body)
             else:
-                stream = TranslatedStream(gw, ctx, await provider.chat_stream(ctx, target,
-                                                                              ctx.body))
+                stream = TranslatedStream(
+                    gw, ctx, await provider.chat_stream(ctx, target, ctx.body)
+                )
             try:
                 events = aiter(stream)
                 first = await anext(events)
@@ -232,7 +246,8 @@ async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
                 await pipeline.close_quietly(stream)
                 raise UpstreamStreamBroken(
                     f"provider '{target.provider}' ended the stream before sending anything",
-                    provider=target.provider) from None
+                    provider=target.provider,
+                ) from None
             except BaseException:
                 await pipeline.close_quietly(stream)
                 raise
@@ -249,8 +264,9 @@ async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
     headers = headers_for(ctx)
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"
-    response = await request.respond(status=200, headers=headers,
-                                     content_type="text/event-stream; charset=utf-8")
+    response = await request.respond(
+        status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
+    )
     try:
         await response.send(opened.first)
         ctx.first_token_at = time.monotonic()
@@ -264,8 +280,11 @@ async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
         ctx.status = 499
         raise
     except Exception as exc:
-        error = exc if isinstance(exc, GatewayError) else GatewayError(
-            "the gateway failed unexpectedly; the error is in its log")
+        error = (
+            exc
+            if isinstance(exc, GatewayError)
+            else GatewayError("the gateway failed unexpectedly; the error is in its log")
+        )
         ctx.error, ctx.status = error, error.status
         attempt = ctx.final_attempt
         if attempt is not None:
@@ -374,8 +393,9 @@ def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPRespons
     return error_response(error, ctx.request_id, decision_headers(ctx) if ctx.attempts else {})
 
 
-def error_response(error: GatewayError, request_id: str,
-                   headers: Mapping[str, str] | None = None) -> HTTPResponse:
+def error_response(
+    error: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+) -> HTTPResponse:
     """Anthropic's error envelope with the error's status, ``request-id`` and retry hints."""
     out = dict(headers or {})
     out["request-id"] = out["x-request-id"] = request_id
@@ -383,6 +403,9 @@ def error_response(error: GatewayError, request_id: str,
     if error.retry_after is not None:
         out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
         out["retry-after-ms"] = str(int(error.retry_after * 1000))
-    return HTTPResponse(orjson.dumps(anthropic_error_body(error.status, error.message)),
-                        status=error.status, headers=out, content_type=JSON)
-
+    return HTTPResponse(
+        orjson.dumps(anthropic_error_body(error.status, error.message)),
+        status=error.status,
+        headers=out,
+        content_type=JSON,
+    )

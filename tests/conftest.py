@@ -114,8 +114,9 @@ def claude_backup() -> Iterator[FakeAnthropic]:
 ANTHROPIC_KEY = "sk-ant-primary-secret-0123456789"
 
 
-def anthropic_config(claude_up: FakeAnthropic, claude_backup: FakeAnthropic,
-                     primary: FakeOpenAI) -> str:
+def anthropic_config(
+    claude_up: FakeAnthropic, claude_backup: FakeAnthropic, primary: FakeOpenAI
+) -> str:
     return f"""
 [providers.claude]
 type = "anthropic"

@@ -26,7 +26,6 @@ from typing import Any
 import attrs
 import orjson
 from aiohttp import web
-
 from plugway.testing.fake_upstream import Behaviour, CutStream, FakeUpstream, Reply
 
 
@@ -40,23 +39,63 @@ class ErrorEvent:
     message: str = "Overloaded"
 
 
-USAGE = {"input_tokens": 11, "cache_creation_input_tokens": 5, "cache_read_input_tokens": 3,
-         "output_tokens": 7}
+USAGE = {
+    "input_tokens": 11,
+    "cache_creation_input_tokens": 5,
+    "cache_read_input_tokens": 3,
+    "output_tokens": 7,
+}
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-               403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-               429: "rate_limit_error", 500: "api_error", 504: "timeout_error",
-               529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
-REQUEST_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature",
-    "top_p", "top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier",
-    "container", "mcp_servers", "context_management", "output_format", "output_config",
-    "inference_geo",
-})
-COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking",
-                          "mcp_servers", "context_management", "output_format",
-                          "output_config"})
+REQUEST_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "thinking",
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "output_format",
+        "output_config",
+        "inference_geo",
+    }
+)
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "mcp_servers",
+        "context_management",
+        "output_format",
+        "output_config",
+    }
+)
 
 
 class Invalid(Exception):
@@ -64,14 +103,15 @@ class Invalid(Exception):
 
 
 def sse(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def _texts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
-    return [b.get("text", "") for b in content or [] if isinstance(b, dict)
-            and b.get("type") == "text"]
+    return [
+        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"
+    ]
 
 
 class FakeAnthropic(FakeUpstream):
@@ -82,17 +122,22 @@ class FakeAnthropic(FakeUpstream):
             self._script.extend(behaviours)  # type: ignore[arg-type]
 
     def error_body(self, status: int, message: str, code: str | None) -> Any:
-        return {"type": "error",
-                "error": {"type": code or ERROR_TYPES.get(status, "api_error"),
-                          "message": message},
-                "request_id": "req_fake_" + uuid.uuid4().hex[:12]}
+        return {
+            "type": "error",
+            "error": {"type": code or ERROR_TYPES.get(status, "api_error"), "message": message},
+            "request_id": "req_fake_" + uuid.uuid4().hex[:12],
+        }
 
     def _error(self, status: int, message: str) -> web.Response:
-        return web.Response(body=orjson.dumps(self.error_body(status, message, None)),
-                            status=status, content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(self.error_body(status, message, None)),
+            status=status,
+            content_type="application/json",
+        )
 
-    async def _respond(self, request: web.Request, body: Any,
-                       behaviour: Behaviour | ErrorEvent) -> web.StreamResponse:  # type: ignore[override]
+    async def _respond(
+        self, request: web.Request, body: Any, behaviour: Behaviour | ErrorEvent
+    ) -> web.StreamResponse:
         if "x-api-key" not in request.headers:
             return self._error(401, "x-api-key header is required")
         if "anthropic-version" not in request.headers:
@@ -113,8 +158,14 @@ class FakeAnthropic(FakeUpstream):
                 if sent >= behaviour.after:
                     break
                 await response.write(event)
-            await response.write(sse({"type": "error", "error": {
-                "type": behaviour.error_type, "message": behaviour.message}}))
+            await response.write(
+                sse(
+                    {
+                        "type": "error",
+                        "error": {"type": behaviour.error_type, "message": behaviour.message},
+                    }
+                )
+            )
             await response.write_eof()
             return response
         return await super()._respond(request, body, behaviour)
@@ -143,34 +194,45 @@ class FakeAnthropic(FakeUpstream):
         for i, message in enumerate(messages):
             role = message.get("role")
             if role not in ("user", "assistant"):
-                raise Invalid(f'messages.{i}.role: Unexpected role "{role}". The Messages API '
-                              "accepts a top-level `system` parameter, not \"system\" as an "
-                              "input message role.")
+                raise Invalid(
+                    f'messages.{i}.role: Unexpected role "{role}". The Messages API '
+                    'accepts a top-level `system` parameter, not "system" as an '
+                    "input message role."
+                )
             content = message.get("content")
             blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
             results = set()
             for j, block in enumerate(blocks):
                 kind = block.get("type")
                 if kind == "text" and not block.get("text"):
-                    raise Invalid(f"messages.{i}.content.{j}.text: text content blocks must "
-                                  "be non-empty")
+                    raise Invalid(
+                        f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                    )
                 if kind == "tool_result":
                     if role != "user" or block.get("tool_use_id") not in pending:
-                        raise Invalid(f"messages.{i}.content.{j}: unexpected `tool_use_id` "
-                                      "found in `tool_result` blocks. Each `tool_result` block "
-                                      "must have a corresponding `tool_use` block in the "
-                                      "previous message.")
+                        raise Invalid(
+                            f"messages.{i}.content.{j}: unexpected `tool_use_id` "
+                            "found in `tool_result` blocks. Each `tool_result` block "
+                            "must have a corresponding `tool_use` block in the "
+                            "previous message."
+                        )
                     results.add(block["tool_use_id"])
                 if kind == "image":
                     source = block.get("source") or {}
                     if source.get("type") not in ("base64", "url") or (
-                            source.get("type") == "base64" and not source.get("media_type")):
+                        source.get("type") == "base64" and not source.get("media_type")
+                    ):
                         raise Invalid(f"messages.{i}.content.{j}.source: invalid image source")
             if pending and results != pending:
-                raise Invalid(f"messages.{i}: `tool_use` ids were found without `tool_result` "
-                              "blocks immediately after")
-            pending = {b["id"] for b in blocks if b.get("type") == "tool_use"} \
-                if role == "assistant" else set()
+                raise Invalid(
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` "
+                    "blocks immediately after"
+                )
+            pending = (
+                {b["id"] for b in blocks if b.get("type") == "tool_use"}
+                if role == "assistant"
+                else set()
+            )
         for j, tool in enumerate(body.get("tools") or []):
             if "input_schema" not in tool or "name" not in tool:
                 raise Invalid(f"tools.{j}.input_schema: Field required")
@@ -195,13 +257,23 @@ class FakeAnthropic(FakeUpstream):
             if len(tools) > 1 and not choice.get("disable_parallel_tool_use"):
                 calls.append({"name": tools[1]["name"], "input": {"city": "Tokyo", "days": 3}})
         if calls:
-            blocks = [{"type": "tool_use", "id": f"toolu_{i}_{uuid.uuid4().hex[:8]}",
-                       "name": c["name"], "input": c["input"]} for i, c in enumerate(calls)]
+            blocks = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{i}_{uuid.uuid4().hex[:8]}",
+                    "name": c["name"],
+                    "input": c["input"],
+                }
+                for i, c in enumerate(calls)
+            ]
             return {"content": blocks, "stop_reason": "tool_use", "stop_sequence": None}
         last = body["messages"][-1]
         content = last["content"]
-        results = [b for b in content if b.get("type") == "tool_result"] \
-            if isinstance(content, list) else []
+        results = (
+            [b for b in content if b.get("type") == "tool_result"]
+            if isinstance(content, list)
+            else []
+        )
         if isinstance(behaviour, Reply) and behaviour.text is not None:
             text = behaviour.text
         elif results:
@@ -211,52 +283,109 @@ class FakeAnthropic(FakeUpstream):
         stop_reason, stop_sequence = "end_turn", None
         for seq in body.get("stop_sequences") or []:
             if seq in text:
-                text, stop_reason, stop_sequence = text[:text.index(seq)], "stop_sequence", seq
+                text, stop_reason, stop_sequence = text[: text.index(seq)], "stop_sequence", seq
         words = text.split(" ")
         if len(words) > body["max_tokens"]:
-            text, stop_reason = " ".join(words[:body["max_tokens"]]), "max_tokens"
-        return {"content": [{"type": "text", "text": text}], "stop_reason": stop_reason,
-                "stop_sequence": stop_sequence}
+            text, stop_reason = " ".join(words[: body["max_tokens"]]), "max_tokens"
+        return {
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+        }
 
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
-        return {"id": "msg_01" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant",
-                "model": body["model"], **self.plan(body, behaviour), "usage": dict(USAGE)}
+        return {
+            "id": "msg_01" + uuid.uuid4().hex[:20],
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            **self.plan(body, behaviour),
+            "usage": dict(USAGE),
+        }
 
     def stream_events(
         self, request: web.Request | None, body: Any, behaviour: Reply | CutStream
     ) -> Iterator[bytes]:
         plan = self.plan(body, behaviour)
         start_usage = {**USAGE, "output_tokens": 1}
-        yield sse({"type": "message_start", "message": {
-            "id": "msg_01" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant",
-            "model": body["model"], "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": start_usage}})
+        yield sse(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_01" + uuid.uuid4().hex[:20],
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            }
+        )
         for index, block in enumerate(plan["content"]):
             if block["type"] == "text":
-                yield sse({"type": "content_block_start", "index": index,
-                           "content_block": {"type": "text", "text": ""}})
+                yield sse(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                )
                 if index == 0:
                     yield sse({"type": "ping"})
                 words = block["text"].split(" ")
                 for k, word in enumerate(words):
                     piece = word if k == len(words) - 1 else word + " "
                     if piece:
-                        yield sse({"type": "content_block_delta", "index": index,
-                                   "delta": {"type": "text_delta", "text": piece}})
+                        yield sse(
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "text_delta", "text": piece},
+                            }
+                        )
             else:
-                yield sse({"type": "content_block_start", "index": index,
-                           "content_block": {"type": "tool_use", "id": block["id"],
-                                             "name": block["name"], "input": {}}})
-                yield sse({"type": "content_block_delta", "index": index,
-                           "delta": {"type": "input_json_delta", "partial_json": ""}})
+                yield sse(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": block["id"],
+                            "name": block["name"],
+                            "input": {},
+                        },
+                    }
+                )
+                yield sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": ""},
+                    }
+                )
                 encoded = orjson.dumps(block["input"]).decode()
                 for k in range(0, len(encoded), 5):
-                    yield sse({"type": "content_block_delta", "index": index,
-                               "delta": {"type": "input_json_delta",
-                                         "partial_json": encoded[k:k + 5]}})
+                    yield sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {
+                                "type": "input_json_delta",
+                                "partial_json": encoded[k : k + 5],
+                            },
+                        }
+                    )
             yield sse({"type": "content_block_stop", "index": index})
-        yield sse({"type": "message_delta",
-                   "delta": {"stop_reason": plan["stop_reason"],
-                             "stop_sequence": plan["stop_sequence"]},
-                   "usage": dict(USAGE)})
+        yield sse(
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": plan["stop_reason"],
+                    "stop_sequence": plan["stop_sequence"],
+                },
+                "usage": dict(USAGE),
+            }
+        )
         yield sse({"type": "message_stop"})
