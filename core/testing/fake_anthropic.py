@@ -19,6 +19,7 @@ with the matching ``stop_reason``. Usage is fixed: 11 input, 5 cache-write, 3 ca
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +38,8 @@ class ErrorEvent:
     after: int = 3
     error_type: str = "overloaded_error"
     message: str = "Overloaded"
+    #: Seconds to wait before the error event, so the events before it reach the client first.
+    delay: float = 0.0
 
 
 USAGE = {
@@ -158,6 +161,8 @@ class FakeAnthropic(FakeUpstream):
                 if sent >= behaviour.after:
                     break
                 await response.write(event)
+            if behaviour.delay:
+                await asyncio.sleep(behaviour.delay)
             await response.write(
                 sse(
                     {
