@@ -158,7 +158,10 @@ def test_images_stop_sequences_and_max_tokens(
         "type": "image",
         "source": {"type": "base64", "media_type": "image/png", "data": PNG},
     }
-    assert blocks[2] == {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+    assert blocks[2] == {
+        "type": "image",
+        "source": {"type": "url", "url": "https://example.com/cat.png"},
+    }
     assert claude_up.requests[-1].body["stop_sequences"] == ["STOP"]
     cut = c.chat.completions.create(
         model="claude", messages=[{"role": "user", "content": "a b c d e"}], max_tokens=3
@@ -307,9 +310,7 @@ def test_prompt_too_long_is_a_context_window_error(
     assert len(claude_up.requests) == 1, "a final error is not retried"
 
 
-def test_bad_request_and_bad_key(
-    claude_gateway: GatewayProcess, claude_up: FakeAnthropic
-) -> None:
+def test_bad_request_and_bad_key(claude_gateway: GatewayProcess, claude_up: FakeAnthropic) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         client(claude_gateway).chat.completions.create(
             model="claude", messages=[{"role": "user", "content": "hi"}], temperature=1.5

@@ -83,6 +83,11 @@ REQUEST_FIELDS = frozenset(
         "output_format",
         "output_config",
         "inference_geo",
+        "cache_control",
+        "diagnostics",
+        "speed",
+        "user_profile_id",
+        "workspace_id",
     }
 )
 COUNT_FIELDS = frozenset(
