@@ -31,6 +31,7 @@ from plugway.builtin_providers.anthropic_format import (
 )
 from plugway.context import RequestContext, Target
 from plugway.errors import (
+    ContentFiltered,
     ContextWindowExceeded,
     UpstreamError,
     UpstreamStreamBroken,
@@ -47,6 +48,7 @@ COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 # Anthropic says "prompt is too long: N tokens > M maximum" and "input length and `max_tokens`
 # exceed context limit: ..." when the context window is exceeded.
+_CONTENT_FILTER = re.compile(r"content filtering policy|blocked by content filter", re.IGNORECASE)
 _CONTEXT_WINDOW = re.compile(
     r"prompt is too long|exceed context limit|context window", re.IGNORECASE
 )
@@ -91,7 +93,8 @@ def error_from_anthropic(
 ) -> UpstreamError:
     """Map an Anthropic error response (``{"type":"error","error":{"type","message"}}``) to the
     gateway's error tree: 429 and 529/5xx are retryable, a too-long prompt is
-    :class:`ContextWindowExceeded`, other 4xx are final. The Anthropic error type is the code."""
+    :class:`ContextWindowExceeded`, "Output blocked by content filtering policy" is
+    :class:`ContentFiltered`, other 4xx are final. The Anthropic error type is the code."""
     message = f"provider '{provider}' answered with status {status}"
     error_type: str | None = None
     try:
@@ -107,6 +110,8 @@ def error_from_anthropic(
     retry_after = parse_retry_after(headers)
     if status == 400 and _CONTEXT_WINDOW.search(message):
         return ContextWindowExceeded(message, provider=provider, upstream_status=status)
+    if status == 400 and _CONTENT_FILTER.search(message):
+        return ContentFiltered(message, provider=provider, upstream_status=status)
     return upstream_error_for_status(
         status, message, provider=provider, code=error_type, retry_after=retry_after
     )
@@ -290,7 +295,9 @@ class AnthropicChunkStream(ChunkStream):
 
 class NativeEventStream(ChunkStream):
     """An Anthropic SSE body forwarded as whole events, untouched. Only ``message_start`` and
-    ``message_delta`` (usage, stop reason) and ``error`` events are parsed."""
+    ``message_delta`` (usage, stop reason) and ``error`` events are parsed. An ``error`` event
+    in the first batch of events raises :class:`UpstreamStreamBroken` (retryable: nothing has
+    reached the client); a later one is forwarded as it is and recorded in ``error``."""
 
     def __init__(self, response: httpx.Response, provider: str) -> None:
         self.response = response
@@ -302,6 +309,7 @@ class NativeEventStream(ChunkStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         splitter = EventSplitter()
+        sent = False
         try:
             async for data in self.response.aiter_bytes():
                 events = splitter.feed(data)
@@ -309,6 +317,11 @@ class NativeEventStream(ChunkStream):
                     continue
                 if b"message_" in events or b"error" in events:
                     self._inspect(events)
+                    if self.error is not None and not sent:
+                        # Nothing reached the client yet: fail the attempt (retryable) so
+                        # the plan can move on, instead of forwarding the error.
+                        raise self.error
+                sent = True
                 yield events
         except httpx.HTTPError as exc:
             raise UpstreamStreamBroken(

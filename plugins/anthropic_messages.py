@@ -273,9 +273,6 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         async for data in opened.events:
             await response.send(data)
         ctx.status = 200
-        reported = getattr(opened.stream, "error", None)
-        if isinstance(opened.stream, NativeEventStream) and reported is not None:
-            ctx.error, ctx.status = reported, reported.status
     except asyncio.CancelledError:
         ctx.status = 499
         raise
@@ -291,6 +288,12 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
             attempt.outcome, attempt.error = "broken", error
         await response.send(sse(anthropic_error_body(error.status, error.message)))
     finally:
+        # A passed-through stream forwards an upstream error event as it is; record it even
+        # when the client hung up on reading it.
+        if isinstance(opened.stream, NativeEventStream) and opened.stream.error is not None:
+            ctx.error = opened.stream.error
+            if ctx.status == 200:
+                ctx.status = ctx.error.status
         await pipeline.close_quietly(opened.stream)
         ctx.usage = opened.stream.usage
         ctx.finish_reason = opened.stream.finish_reason

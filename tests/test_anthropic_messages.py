@@ -266,6 +266,17 @@ def test_failover_from_an_overloaded_anthropic_target_to_an_openai_one(
     assert "top_k" not in primary.requests[-1].body
 
 
+def test_pass_through_stream_failing_before_any_byte_fails_over(
+    claude_gateway: GatewayProcess, claude_up: FakeAnthropic, primary: FakeOpenAI
+) -> None:
+    claude_up.script(ErrorEvent(after=0))
+    with client(claude_gateway).messages.stream(
+        model="claude-then-gpt", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "echo: hi "
+    assert len(primary.requests) == 1
+
+
 def test_claude_code_style_request(
     claude_gateway: GatewayProcess, claude_up: FakeAnthropic
 ) -> None:

@@ -310,6 +310,17 @@ def test_prompt_too_long_is_a_context_window_error(
     assert len(claude_up.requests) == 1, "a final error is not retried"
 
 
+def test_content_filter_refusal_is_its_own_error(
+    claude_gateway: GatewayProcess, claude_up: FakeAnthropic
+) -> None:
+    claude_up.script(Status(400, "Output blocked by content filtering policy"))
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(claude_gateway).chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.code == "content_filter"
+
+
 def test_bad_request_and_bad_key(claude_gateway: GatewayProcess, claude_up: FakeAnthropic) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         client(claude_gateway).chat.completions.create(
@@ -354,7 +365,7 @@ def test_error_event_mid_stream_reaches_the_client_as_an_error(
 def test_error_event_before_any_byte_fails_over(
     claude_gateway: GatewayProcess, claude_up: FakeAnthropic, claude_backup: FakeAnthropic
 ) -> None:
-    claude_up.script(ErrorEvent(after=1))
+    claude_up.script(ErrorEvent(after=0))
     chunks = list(
         client(claude_gateway).chat.completions.create(
             model="claude-ha", messages=[{"role": "user", "content": "hi"}], stream=True
