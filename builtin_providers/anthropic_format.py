@@ -560,11 +560,16 @@ class AnthropicSSEToOpenAI:
 # -- Anthropic request -> OpenAI request (inbound) ---------------------------------------------
 
 
-def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
+def anthropic_to_openai_request(body: Mapping[str, Any], lenient: bool = False) -> dict[str, Any]:
     """An Anthropic Messages body as an OpenAI Chat Completions body (the gateway's canonical
     form). ``tool_result`` blocks become ``role: tool`` messages placed before the rest of
     their user turn; ``tool_use`` blocks become ``tool_calls``; images become ``image_url``
     parts (base64 as data URLs). Streams always ask for usage, which ``message_delta`` needs.
+
+    Blocks and tools with no OpenAI form (server tools, URL documents, new block types) raise
+    :class:`InvalidRequest`; with ``lenient`` they are left out instead (for a request that
+    may still pass through to an Anthropic target untranslated). A malformed request raises
+    either way.
     """
     messages: list[dict[str, Any]] = []
     system = body.get("system")
@@ -587,7 +592,7 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
                 f"messages.{i}.role must be 'user' or 'assistant'", param=f"messages.{i}.role"
             )
         if message["role"] == "user":
-            messages.extend(_inbound_user(message.get("content"), i))
+            messages.extend(_inbound_user(message.get("content"), i, lenient))
         else:
             messages.append(_inbound_assistant(message.get("content"), i))
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
@@ -600,7 +605,9 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = body[key]
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
-        out["tools"] = [_inbound_tool(tool, j) for j, tool in enumerate(tools)]
+        translated = [_inbound_tool(tool, j, lenient) for j, tool in enumerate(tools)]
+        if any(translated):
+            out["tools"] = [tool for tool in translated if tool is not None]
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and out.get("tools"):
         kind = choice.get("type")
@@ -621,7 +628,12 @@ def anthropic_to_openai_request(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _inbound_user(content: Any, i: int) -> list[dict[str, Any]]:
+def _untranslatable(lenient: bool, message: str, param: str) -> None:
+    if not lenient:
+        raise InvalidRequest(message, param=param)
+
+
+def _inbound_user(content: Any, i: int, lenient: bool = False) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     if not isinstance(content, list):
@@ -644,12 +656,15 @@ def _inbound_user(content: Any, i: int) -> list[dict[str, Any]]:
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
-            parts.append(
-                {
-                    "type": "image_url",
-                    "image_url": {"url": _image_url(block, f"messages.{i}.content.{j}")},
-                }
-            )
+            url = _image_url(block)
+            if url is None:
+                _untranslatable(
+                    lenient,
+                    f"messages.{i}.content.{j}: image source must be base64 or url",
+                    f"messages.{i}.content.{j}",
+                )
+                continue
+            parts.append({"type": "image_url", "image_url": {"url": url}})
         elif kind == "document":
             source = block.get("source") or {}
             if source.get("type") == "base64":
@@ -664,17 +679,19 @@ def _inbound_user(content: Any, i: int) -> list[dict[str, Any]]:
             elif source.get("type") == "text":
                 parts.append({"type": "text", "text": source.get("data", "")})
             else:
-                raise InvalidRequest(
-                    f"messages.{i}.content.{j}: only base64 and text "
-                    "documents can go to this model",
-                    param=f"messages.{i}.content.{j}",
+                _untranslatable(
+                    lenient,
+                    f"messages.{i}.content.{j}: only base64 and text documents can go to "
+                    "this model",
+                    f"messages.{i}.content.{j}",
                 )
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise InvalidRequest(
+            _untranslatable(
+                lenient,
                 f"messages.{i}.content.{j}: block type {kind!r} cannot go to this model",
-                param=f"messages.{i}.content.{j}",
+                f"messages.{i}.content.{j}",
             )
     out = tools
     if parts:
@@ -690,13 +707,13 @@ def _inbound_user(content: Any, i: int) -> list[dict[str, Any]]:
     return out
 
 
-def _image_url(block: Mapping[str, Any], where: str) -> str:
+def _image_url(block: Mapping[str, Any]) -> str | None:
     source = block.get("source") or {}
     if source.get("type") == "base64":
         return f"data:{source.get('media_type')};base64,{source.get('data')}"
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return str(source["url"])
-    raise InvalidRequest(f"{where}: image source must be base64 or url", param=where)
+    return None
 
 
 def _tool_result_text(content: Any) -> str:
@@ -740,18 +757,20 @@ def _inbound_assistant(content: Any, i: int) -> dict[str, Any]:
     return out
 
 
-def _inbound_tool(tool: Any, j: int) -> dict[str, Any]:
+def _inbound_tool(tool: Any, j: int, lenient: bool = False) -> dict[str, Any] | None:
     if (
         not isinstance(tool, dict)
         or tool.get("type", "custom") != "custom"
         or not isinstance(tool.get("name"), str)
     ):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        raise InvalidRequest(
-            f"tools.{j}: server tool {kind!r} is only served by Anthropic "
-            "models; route this request to one",
-            param=f"tools.{j}",
+        _untranslatable(
+            lenient,
+            f"tools.{j}: server tool {kind!r} is only served by Anthropic models; route this "
+            "request to one",
+            f"tools.{j}",
         )
+        return None
     fn: dict[str, Any] = {"name": tool["name"]}
     if tool.get("description"):
         fn["description"] = tool["description"]

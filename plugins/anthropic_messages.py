@@ -78,9 +78,18 @@ class Inbound:
     body: dict[str, Any]
     ctx: RequestContext
     snapshot: dict[str, Any]
+    #: Why the body has no faithful OpenAI form (server tools, ...), if it has none.
+    untranslatable: InvalidRequest | None = None
 
     def body_unchanged(self) -> bool:
         return self.ctx.body == self.snapshot
+
+    def canonical_body(self) -> dict[str, Any]:
+        """``ctx.body`` for a target that needs the OpenAI form; refuses the request when
+        translating it would leave parts out."""
+        if self.untranslatable is not None:
+            raise self.untranslatable
+        return self.ctx.body
 
 
 def parse(request: Request, endpoint: str) -> Inbound:
@@ -103,7 +112,11 @@ def parse(request: Request, endpoint: str) -> Inbound:
             raise InvalidRequest(
                 "max_tokens: Field required (an integer of at least 1)", param="max_tokens"
             )
-    canonical = anthropic_to_openai_request(body)
+    try:
+        canonical, untranslatable = anthropic_to_openai_request(body), None
+    except InvalidRequest as exc:
+        # It may still pass through to an Anthropic target; other targets get this error.
+        canonical, untranslatable = anthropic_to_openai_request(body, lenient=True), exc
     ctx = RequestContext(
         endpoint=endpoint,
         body=canonical,
@@ -112,7 +125,8 @@ def parse(request: Request, endpoint: str) -> Inbound:
         stream=bool(stream) and endpoint == ENDPOINT,
         client_ip=request.remote_addr or request.ip,
     )
-    return Inbound(body, ctx, anthropic_to_openai_request(body))
+    snapshot = anthropic_to_openai_request(body, lenient=untranslatable is not None)
+    return Inbound(body, ctx, snapshot, untranslatable)
 
 
 def message_id(ctx: RequestContext) -> str:
@@ -157,7 +171,7 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
                 return Answer(
                     ProviderResponse(anthropic_to_openai_response(answer.body)), answer.raw
                 )
-            return Answer(await provider.chat(ctx, target, ctx.body))
+            return Answer(await provider.chat(ctx, target, inbound.canonical_body()))
 
         answer = await pipeline.attempt_plan(gw, ctx, call)
         original = answer.response.body
@@ -237,7 +251,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
                 stream = await upstream.messages_stream(ctx, target, inbound.body)
             else:
                 stream = TranslatedStream(
-                    gw, ctx, await provider.chat_stream(ctx, target, ctx.body)
+                    gw, ctx, await provider.chat_stream(ctx, target, inbound.canonical_body())
                 )
             try:
                 events = aiter(stream)

@@ -185,6 +185,9 @@ def test_server_tools_cannot_go_to_openai_targets() -> None:
     with pytest.raises(InvalidRequest) as caught:
         anthropic_to_openai_request(body)
     assert caught.value.param == "tools.0"
+    lenient = anthropic_to_openai_request(body, lenient=True)
+    assert "tools" not in lenient
+    assert lenient["messages"] == [{"role": "user", "content": "x"}]
 
 
 def test_data_urls() -> None:

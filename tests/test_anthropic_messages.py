@@ -335,6 +335,30 @@ def test_server_tools_to_an_openai_target_are_a_400(claude_gateway: GatewayProce
     assert "web_search_20250305" in caught.value.message
 
 
+def test_server_tools_pass_through_to_an_anthropic_target(
+    claude_gateway: GatewayProcess, claude_up: FakeAnthropic
+) -> None:
+    search: Any = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    for model in ("claude", "claude-then-gpt"):
+        message = client(claude_gateway).messages.create(
+            model=model,
+            max_tokens=20,
+            messages=[{"role": "user", "content": "news?"}],
+            tools=[search, WEATHER],
+        )
+        assert message.content[0].text == "echo: news?"  # type: ignore[union-attr]
+        assert claude_up.requests[-1].body["tools"] == [search, WEATHER]
+    claude_up.script(Status(529, "Overloaded"))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(claude_gateway).messages.create(
+            model="claude-then-gpt",
+            max_tokens=20,
+            messages=[{"role": "user", "content": "news?"}],
+            tools=[search],
+        )
+    assert "web_search_20250305" in caught.value.message
+
+
 def test_upstream_overload_without_backup(
     claude_gateway: GatewayProcess, claude_up: FakeAnthropic
 ) -> None:

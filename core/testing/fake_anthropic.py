@@ -244,7 +244,8 @@ class FakeAnthropic(FakeUpstream):
                 else set()
             )
         for j, tool in enumerate(body.get("tools") or []):
-            if "input_schema" not in tool or "name" not in tool:
+            custom = tool.get("type", "custom") == "custom"  # server tools have no schema
+            if "name" not in tool or (custom and "input_schema" not in tool):
                 raise Invalid(f"tools.{j}.input_schema: Field required")
 
     def count(self, body: Any) -> int:
