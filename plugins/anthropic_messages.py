@@ -179,16 +179,16 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         choices = original.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
-        ctx.status, ctx.ended = 200, time.monotonic()
-        await gw.hooks.notify(
-            "post_response", propagate=(GatewayError,), ctx=ctx, response=answer.response
-        )
     except GatewayError as exc:
         return failed(gw, ctx, exc)
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
+    ctx.status, ctx.ended = 200, time.monotonic()
+    refusal = await pipeline.observe_success(gw, ctx, answer.response)
+    if refusal is not None:
+        return error_response(refusal, ctx.request_id, decision_headers(ctx))
     if answer.raw is not None and answer.response.body is original:
         body = answer.raw
     else:

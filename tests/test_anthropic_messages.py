@@ -487,3 +487,27 @@ def test_stream_chunk_plugins_see_anthropic_target_streams(
         assert "".join(stream.text_stream) == "ECHO: QUIET WORDS"
         final = stream.get_final_message()
     assert final.usage.cache_read_input_tokens == 3
+
+
+def test_post_response_filters_apply_to_passed_through_answers(
+    start_gateway: Any, claude_up: FakeAnthropic, claude_backup: FakeAnthropic, primary: FakeOpenAI
+) -> None:
+    gw = start_gateway(
+        anthropic_config(claude_up, claude_backup, primary), pythonpath=[PKGS / "redact"]
+    )
+    c = client(gw)
+    for model in ("claude", "gpt"):
+        kept = c.messages.create(
+            model=model, max_tokens=20, messages=[{"role": "user", "content": "fine"}]
+        )
+        assert kept.content[0].text == "echo: fine"  # type: ignore[union-attr]
+        assert kept.id.startswith("msg_01") is (model == "claude")
+        rewritten = c.messages.create(
+            model=model, max_tokens=20, messages=[{"role": "user", "content": "classified"}]
+        )
+        assert rewritten.content[0].text == "[removed]"  # type: ignore[union-attr]
+        with pytest.raises(anthropic.PermissionDeniedError) as caught:
+            c.messages.create(
+                model=model, max_tokens=20, messages=[{"role": "user", "content": "forbidden"}]
+            )
+        assert caught.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
