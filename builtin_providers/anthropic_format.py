@@ -65,6 +65,9 @@ MODEL_OUTPUT_LIMITS: dict[str, int] = {
     "claude-3-haiku": 4096,
 }
 FALLBACK_MAX_TOKENS = 4096
+#: Anthropic ``metadata.user_id`` becomes OpenAI ``user`` only up to this length (OpenAI-style
+#: hosts cap it; Claude Code sends a long JSON blob there, which is dropped).
+MAX_USER_LENGTH = 64
 
 
 def default_max_tokens(model: str) -> int:
@@ -572,26 +575,25 @@ def anthropic_to_openai_request(body: Mapping[str, Any], lenient: bool = False) 
     either way.
     """
     messages: list[dict[str, Any]] = []
-    system = body.get("system")
-    if isinstance(system, str) and system:
+    system = _system_text(body.get("system"))
+    if system:
         messages.append({"role": "system", "content": system})
-    elif isinstance(system, list):
-        text = "\n\n".join(
-            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text"
-        )
-        if text:
-            messages.append({"role": "system", "content": text})
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest(
             "messages: a non-empty array of messages is required", param="messages"
         )
     for i, message in enumerate(raw_messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant", "system"):
             raise InvalidRequest(
                 f"messages.{i}.role must be 'user' or 'assistant'", param=f"messages.{i}.role"
             )
-        if message["role"] == "user":
+        if role == "system":  # a mid-conversation system message (a beta Claude Code uses)
+            text = _system_text(message.get("content"))
+            if text:
+                messages.append({"role": "system", "content": text})
+        elif role == "user":
             messages.extend(_inbound_user(message.get("content"), i, lenient))
         else:
             messages.append(_inbound_assistant(message.get("content"), i))
@@ -620,12 +622,23 @@ def anthropic_to_openai_request(body: Mapping[str, Any], lenient: bool = False) 
         if choice.get("disable_parallel_tool_use") is True:
             out["parallel_tool_calls"] = False
     metadata = body.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        out["user"] = metadata["user_id"]
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_LENGTH:
+        out["user"] = user_id
     if body.get("stream") is True:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        return "\n\n".join(
+            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
 
 
 def _untranslatable(lenient: bool, message: str, param: str) -> None:

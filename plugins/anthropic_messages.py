@@ -20,6 +20,10 @@ changed ``ctx.body`` (a redaction must reach the upstream) or, for streams, when
 failover works across them. Client credentials (``x-api-key``, ``authorization``) are never
 forwarded: providers send their own keys.
 
+A route may cap what clients ask for with ``options = { max_output_tokens = N }`` on its
+``[[models]]`` entry (Claude Code asks for 32000 output tokens, more than many non-Anthropic
+models take).
+
 ``count_tokens`` is forwarded to the first target when its provider is native, and otherwise
 estimated locally (see :func:`estimate_tokens`).
 """
@@ -55,6 +59,8 @@ from plugway.provider import ChunkStream, Provider, ProviderResponse
 from sanic import HTTPResponse, Request, Sanic
 
 ENDPOINT = "messages"
+#: ``[[models]] options = { max_output_tokens = N }`` caps ``max_tokens`` for that route.
+MAX_OUTPUT_OPTION = "max_output_tokens"
 COUNT_ENDPOINT = "messages.count_tokens"
 JSON = "application/json"
 
@@ -83,6 +89,16 @@ class Inbound:
 
     def body_unchanged(self) -> bool:
         return self.ctx.body == self.snapshot
+
+    def cap_max_tokens(self) -> None:
+        """Apply the route's ``max_output_tokens`` option: Claude Code asks for 32000 output
+        tokens, more than many other models allow, so a route to them can cap it."""
+        route = self.ctx.route
+        cap = route.options.get(MAX_OUTPUT_OPTION) if route is not None else None
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            for body in (self.body, self.ctx.body):
+                if isinstance(body.get("max_tokens"), int) and body["max_tokens"] > cap:
+                    body["max_tokens"] = cap
 
     def canonical_body(self) -> dict[str, Any]:
         """``ctx.body`` for a target that needs the OpenAI form; refuses the request when
@@ -163,6 +179,7 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
     try:
         await pipeline.route(gw, ctx)
         passthrough = inbound.body_unchanged()
+        inbound.cap_max_tokens()
 
         async def call(provider: Provider, target: Target) -> Answer:
             upstream = native(provider) if passthrough else None
@@ -244,6 +261,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
     try:
         await pipeline.route(gw, ctx)
         passthrough = inbound.body_unchanged() and not gw.hooks.has("stream_chunk")
+        inbound.cap_max_tokens()
 
         async def call(provider: Provider, target: Target) -> pipeline.OpenStream:
             upstream = native(provider) if passthrough else None

@@ -155,6 +155,11 @@ name = "gpt"
 targets = [{{ provider = "oai", model = "gpt-4o-mini" }}]
 
 [[models]]
+name = "gpt-capped"
+targets = [{{ provider = "oai", model = "gpt-4o-mini" }}]
+options = {{ max_output_tokens = 16384 }}
+
+[[models]]
 name = "claude-then-gpt"
 targets = [
   {{ provider = "claude", model = "claude-sonnet-4-5" }},

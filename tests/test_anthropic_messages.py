@@ -277,27 +277,80 @@ def test_pass_through_stream_failing_before_any_byte_fails_over(
     assert len(primary.requests) == 1
 
 
+#: The shape of a request Claude Code (2.1) sends, as captured from it: ``?beta=true``, betas,
+#: cached system blocks, a mid-conversation system message, a JSON blob as metadata.user_id,
+#: adaptive thinking, context management, custom tools without a ``type``.
+CLAUDE_CODE_BETAS = (
+    "claude-code-20250219,interleaved-thinking-2025-05-14,mid-conversation-system-2026-04-07"
+)
+CLAUDE_CODE_BODY: Any = {
+    "max_tokens": 32000,
+    "stream": True,
+    "system": [
+        {"type": "text", "text": "You are Claude Code."},
+        {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral"}},
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                {"type": "text", "text": "hello gateway", "cache_control": {"type": "ephemeral"}},
+            ],
+        },
+        {"role": "system", "content": "Available agent types: claude"},
+        {"role": "user", "content": "go"},
+    ],
+    "metadata": {"user_id": '{"device_id":"' + "d" * 64 + '","session_id":"s"}'},
+    "thinking": {"type": "adaptive"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "tools": [WEATHER],
+}
+
+
+@pytest.mark.parametrize("model", ["claude", "gpt"])
 def test_claude_code_style_request(
-    claude_gateway: GatewayProcess, claude_up: FakeAnthropic
+    claude_gateway: GatewayProcess, claude_up: FakeAnthropic, primary: FakeOpenAI, model: str
 ) -> None:
-    """Claude Code: base URL without /v1, ``?beta=true``, a bearer token, betas, and a
-    system prompt of cached blocks."""
+    """Claude Code: base URL without /v1, ``?beta=true``, its own key in ``x-api-key`` (or a
+    bearer token), its betas and its body, to an Anthropic target and to an OpenAI one."""
     response = httpx.post(
         claude_gateway.url + "/v1/messages?beta=true",
         headers={
             "authorization": "Bearer client-token",
+            "x-api-key": "sk-client-dummy",
             "anthropic-version": "2023-06-01",
-            "anthropic-beta": "claude-code-20250219,fine-grained-tool-streaming-2025-05-14",
+            "anthropic-beta": CLAUDE_CODE_BETAS,
         },
-        json=wire(PASS_BODY, stream=True, tools=[WEATHER]),
+        json={**CLAUDE_CODE_BODY, "model": model},
         timeout=10,
     )
-    assert response.status_code == 200
-    assert b"event: message_stop" in response.content
-    sent = claude_up.requests[-1].headers
-    assert sent["anthropic-beta"] == "claude-code-20250219,fine-grained-tool-streaming-2025-05-14"
-    assert "authorization" not in sent
-    assert sent["x-api-key"] == ANTHROPIC_KEY
+    assert response.status_code == 200, response.text
+    assert response.content.count(b"event: message_stop") == 1
+    assert b'"text_delta"' in response.content
+    if model == "claude":
+        sent = claude_up.requests[-1]
+        assert sent.headers["anthropic-beta"] == CLAUDE_CODE_BETAS
+        assert sent.headers["x-api-key"] == ANTHROPIC_KEY
+        assert "authorization" not in sent.headers
+        assert sent.body == {**CLAUDE_CODE_BODY, "model": "claude-sonnet-4-5"}
+    else:
+        sent = primary.requests[-1]
+        assert "x-api-key" not in sent.headers
+        assert sent.headers["authorization"] == "Bearer sk-primary-secret-0123456789"
+        assert [m["role"] for m in sent.body["messages"]] == ["system", "user", "system", "user"]
+        assert "user" not in sent.body, "a long metadata.user_id is not sent as 'user'"
+        assert "thinking" not in sent.body and "context_management" not in sent.body
+
+
+def test_a_route_caps_max_tokens(claude_gateway: GatewayProcess, primary: FakeOpenAI) -> None:
+    c = client(claude_gateway)
+    for asked, sent in ((32000, 16384), (100, 100)):
+        with c.messages.stream(
+            model="gpt-capped", max_tokens=asked, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            stream.get_final_message()
+        assert primary.requests[-1].body["max_tokens"] == sent
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -106,6 +106,10 @@ COUNT_FIELDS = frozenset(
 )
 
 
+#: The beta under which the API takes ``role: "system"`` messages inside the conversation.
+MID_SYSTEM_BETA = "mid-conversation-system"
+
+
 class Invalid(Exception):
     """A request the real API would refuse with 400."""
 
@@ -154,7 +158,7 @@ class FakeAnthropic(FakeUpstream):
             return self._error(404, f"Not found: {request.path}")
         counting = request.path.endswith("/count_tokens")
         try:
-            self.validate(body, counting)
+            self.validate(body, counting, request.headers.get("anthropic-beta", ""))
         except Invalid as exc:
             return self._error(400, str(exc))
         if counting and isinstance(behaviour, Reply):
@@ -182,7 +186,7 @@ class FakeAnthropic(FakeUpstream):
 
     # -- what the real API checks --------------------------------------------------------------
 
-    def validate(self, body: Any, counting: bool) -> None:
+    def validate(self, body: Any, counting: bool, betas: str = "") -> None:
         if not isinstance(body, dict):
             raise Invalid("request body must be a JSON object")
         extra = set(body) - (COUNT_FIELDS if counting else REQUEST_FIELDS)
@@ -203,7 +207,15 @@ class FakeAnthropic(FakeUpstream):
         pending: set[str] = set()
         for i, message in enumerate(messages):
             role = message.get("role")
-            if role not in ("user", "assistant"):
+            roles = (
+                ("user", "assistant", "system")
+                if MID_SYSTEM_BETA in betas
+                else (
+                    "user",
+                    "assistant",
+                )
+            )
+            if role not in roles:
                 raise Invalid(
                     f'messages.{i}.role: Unexpected role "{role}". The Messages API '
                     'accepts a top-level `system` parameter, not "system" as an '
