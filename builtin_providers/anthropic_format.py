@@ -954,6 +954,7 @@ ERROR_TYPES: dict[int, str] = {
     402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    409: "conflict_error",
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
@@ -964,12 +965,18 @@ ERROR_TYPES: dict[int, str] = {
 }
 
 
-def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
-    """Anthropic's error envelope for an error with ``status``."""
+def anthropic_error_body(
+    status: int, message: str, request_id: str | None = None
+) -> dict[str, Any]:
+    """Anthropic's error envelope for an error with ``status`` (and the ``request_id`` field
+    Anthropic adds beside ``error``)."""
     error_type = ERROR_TYPES.get(status) or (
         "invalid_request_error" if status < 500 else "api_error"
     )
-    return {"type": "error", "error": {"type": error_type, "message": message}}
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def iter_sse_data(events: bytes) -> Iterator[dict[str, Any]]:

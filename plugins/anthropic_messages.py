@@ -318,7 +318,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         attempt = ctx.final_attempt
         if attempt is not None:
             attempt.outcome, attempt.error = "broken", error
-        await response.send(sse(anthropic_error_body(error.status, error.message)))
+        await response.send(sse(anthropic_error_body(error.status, error.message, ctx.request_id)))
     finally:
         # A passed-through stream forwards an upstream error event as it is; record it even
         # when the client hung up on reading it.
@@ -439,7 +439,7 @@ def error_response(
         out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
         out["retry-after-ms"] = str(int(error.retry_after * 1000))
     return HTTPResponse(
-        orjson.dumps(anthropic_error_body(error.status, error.message)),
+        orjson.dumps(anthropic_error_body(error.status, error.message, request_id)),
         status=error.status,
         headers=out,
         content_type=JSON,

@@ -363,6 +363,7 @@ def test_errors_have_anthropics_shape(claude_gateway: GatewayProcess, primary: F
     assert missing.value.body["type"] == "error"  # type: ignore[index]
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     assert missing.value.request_id and missing.value.request_id.startswith("req_")
+    assert missing.value.body["request_id"] == missing.value.request_id  # type: ignore[index]
     at.ErrorResponse.model_validate(missing.value.body)
     no_max = httpx.post(
         claude_gateway.url + "/v1/messages",
