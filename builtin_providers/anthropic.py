@@ -46,9 +46,10 @@ from plugway.upstream import make_http_client, parse_retry_after, transport_erro
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
+# "Output blocked by content filtering policy" is a 400 that another model may not give.
+_CONTENT_FILTER = re.compile(r"content filtering policy|blocked by content filter", re.IGNORECASE)
 # Anthropic says "prompt is too long: N tokens > M maximum" and "input length and `max_tokens`
 # exceed context limit: ..." when the context window is exceeded.
-_CONTENT_FILTER = re.compile(r"content filtering policy|blocked by content filter", re.IGNORECASE)
 _CONTEXT_WINDOW = re.compile(
     r"prompt is too long|exceed context limit|context window", re.IGNORECASE
 )
