@@ -659,13 +659,24 @@ def _inbound_user(content: Any, i: int, lenient: bool = False) -> list[dict[str,
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "tool_result":
+            result = block.get("content")
             tools.append(
                 {
                     "role": "tool",
                     "tool_call_id": block.get("tool_use_id"),
-                    "content": _tool_result_text(block.get("content")),
+                    "content": _tool_result_text(result),
                 }
             )
+            # OpenAI tool messages hold text only: a result's images (a screenshot, a file
+            # read) follow in the user message after the tool messages.
+            for item in result if isinstance(result, list) else ():
+                url = (
+                    _image_url(item)
+                    if isinstance(item, dict) and item.get("type") == "image"
+                    else None
+                )
+                if url is not None:
+                    parts.append({"type": "image_url", "image_url": {"url": url}})
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":

@@ -175,6 +175,41 @@ def test_untranslatable_requests_are_400s_naming_the_field(
     assert caught.value.status == 400
 
 
+def test_tool_result_images_follow_the_tool_messages() -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "QQ=="},
+    }
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [{"type": "text", "text": "a screenshot"}, image],
+                    },
+                ],
+            },
+        ],
+    }
+    messages = anthropic_to_openai_request(body)["messages"]
+    assert messages[1:] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "a screenshot"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}}],
+        },
+    ]
+
+
 def test_server_tools_cannot_go_to_openai_targets() -> None:
     body = {
         "model": "m",
