@@ -486,6 +486,7 @@ def test_count_tokens_forwarded_to_anthropic_and_estimated_otherwise(
     assert counted.input_tokens == 4 + 2 + 3  # the fake's count: words + 3 per message
     sent = claude_up.requests[-1]
     assert sent.path == "/v1/messages/count_tokens"
+    assert sent.headers["x-api-key"] == ANTHROPIC_KEY
     assert sent.body == {"model": "claude-sonnet-4-5", "system": "be brief", "messages": messages}
     estimated = c.messages.count_tokens(model="gpt", messages=messages, tools=[WEATHER])
     body = {"model": "gpt", "messages": messages, "tools": [WEATHER]}
