@@ -285,7 +285,10 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
                 raise
             return pipeline.OpenStream(stream, events, first)
 
-        opened = await pipeline.attempt_plan(gw, ctx, call)
+        async def discard(lost: pipeline.OpenStream) -> None:  # a hedged attempt that lost
+            await pipeline.close_quietly(lost.stream)
+
+        opened = await pipeline.attempt_plan(gw, ctx, call, discard)
     except GatewayError as exc:
         await request.respond(failed(gw, ctx, exc))
         return

@@ -139,6 +139,12 @@ timeout = 3
 [routing]
 deadline = 8
 
+[plugins.routing]
+# The session's gateway sees many scripted failures: none may cool a target down for the
+# next test (a 429's retry-after opens a breaker for at most max_cooldown).
+health = {{ consecutive_failures = 1000, min_requests = 100000, cooldown = 0.01, max_cooldown = 0.01 }}
+retry = {{ budget_min = 1000 }}
+
 [[models]]
 name = "claude"
 targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]

@@ -303,7 +303,7 @@ def test_prompt_too_long_is_a_context_window_error(
     claude_up.script(Status(400, "prompt is too long: 210000 tokens > 200000 maximum"))
     with pytest.raises(openai.BadRequestError) as caught:
         client(claude_gateway).chat.completions.create(
-            model="claude-ha", messages=[{"role": "user", "content": "hi"}]
+            model="claude", messages=[{"role": "user", "content": "hi"}]
         )
     assert caught.value.code == "context_length_exceeded"
     assert "prompt is too long" in caught.value.message
