@@ -7,7 +7,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -251,10 +251,18 @@ async def serve_stream(request: Request, gw: Gateway, ctx: RequestContext) -> No
     await response.eof()
 
 
-def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPResponse:
+def failed(
+    gw: Gateway,
+    ctx: RequestContext,
+    error: GatewayError,
+    render: Callable[..., HTTPResponse] | None = None,
+) -> HTTPResponse:
+    """Record a failed request, let the observers see it, and render its error answer
+    (OpenAI's shape unless ``render`` gives another API's)."""
     ctx.error, ctx.status, ctx.ended = error, error.status, time.monotonic()
     gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
-    return error_response(error, ctx.request_id, decision_headers(ctx) if ctx.attempts else {})
+    headers = decision_headers(ctx) if ctx.attempts else {}
+    return (render or error_response)(error, ctx.request_id, headers)
 
 
 def client_gone(gw: Gateway, ctx: RequestContext) -> None:
@@ -280,9 +288,13 @@ def decision_headers(ctx: RequestContext) -> dict[str, str]:
 
 
 def error_response(
-    error: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
+    error: GatewayError,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
 ) -> HTTPResponse:
-    """OpenAI's error envelope with the error's status and headers."""
+    """An error answer: OpenAI's envelope (or ``body``, for another API's shape) with the
+    error's status, ``x-request-id``, the error's own headers and retry hints."""
     out = dict(headers or {})
     out["x-request-id"] = request_id
     out.update(error.headers)
@@ -290,7 +302,10 @@ def error_response(
         out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
         out["retry-after-ms"] = str(int(error.retry_after * 1000))
     return HTTPResponse(
-        orjson.dumps(error.to_body()), status=error.status, headers=out, content_type=JSON
+        orjson.dumps(error.to_body()) if body is None else body,
+        status=error.status,
+        headers=out,
+        content_type=JSON,
     )
 
 
@@ -308,8 +323,9 @@ def _unexpected(exc: BaseException) -> GatewayError:
     return GatewayError("the gateway failed unexpectedly; the error is in its log")
 
 
-def render_exception(request: Request, exc: Exception) -> HTTPResponse:
-    """Every error leaving the gateway, the framework's own included, in OpenAI's shape."""
+async def render_exception(request: Request, exc: Exception) -> HTTPResponse:
+    """Every error leaving the gateway, the framework's own included: in the shape a
+    ``render_error`` plugin gives for its routes, otherwise OpenAI's."""
     if isinstance(exc, GatewayError):
         error = exc
     elif isinstance(exc, SanicException):
@@ -323,12 +339,16 @@ def render_exception(request: Request, exc: Exception) -> HTTPResponse:
         error = (cls or GatewayError)(message, status=status)
     else:
         error = _unexpected(exc)
-    return error_response(error, getattr(request.ctx, "request_id", None) or _new_id())
+    request_id = getattr(request.ctx, "request_id", None) or new_request_id()
+    gw: Gateway | None = getattr(request.app.ctx, "gateway", None)
+    if gw is not None and gw.hooks.has("render_error"):
+        rendered = await gw.hooks.call_first(
+            "render_error", request=request, error=error, request_id=request_id
+        )
+        if isinstance(rendered, HTTPResponse):
+            return rendered
+    return error_response(error, request_id)
 
 
 def _json(data: Any, status: int = 200) -> HTTPResponse:
     return HTTPResponse(orjson.dumps(data), status=status, content_type=JSON)
-
-
-def _new_id() -> str:
-    return new_request_id()

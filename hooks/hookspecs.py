@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from plugway.context import Attempt, FailureDecision, RequestContext, Target
     from plugway.errors import GatewayError
     from plugway.provider import ProviderResponse
-    from sanic import Sanic
+    from sanic import HTTPResponse, Request, Sanic
 
 
 # -- registration: called once while the config is loaded --------------------------------------
@@ -78,6 +78,15 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
 
     Called once per worker while the app is built, before it serves. Paths under ``/v1/`` and
     ``/-/`` that the core serves cannot be taken. Sync only.
+    """
+
+
+@hookspec(firstresult=True)
+def render_error(request: Request, error: GatewayError, request_id: str) -> HTTPResponse | None:
+    """Render an error the framework raised (404, 405, 413, a slow client) for a route the
+    plugin owns, in that API's own error shape (an Anthropic-compatible endpoint answers
+    Anthropic's). Return ``None`` for requests that are not yours; OpenAI's shape is the
+    default. May be async. An exception here is logged and the default shape is used.
     """
 
 

@@ -40,6 +40,8 @@ import attrs
 import orjson
 from plugway import pipeline
 from plugway.app import decision_headers
+from plugway.app import error_response as core_error_response
+from plugway.app import failed as core_failed
 from plugway.builtin_providers.anthropic import NativeEventStream, NativeMessages
 from plugway.builtin_providers.anthropic_format import (
     OpenAIToAnthropicStream,
@@ -425,25 +427,23 @@ def headers_for(ctx: RequestContext) -> dict[str, str]:
     return headers
 
 
-def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPResponse:
-    ctx.error, ctx.status, ctx.ended = error, error.status, time.monotonic()
-    gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
-    return error_response(error, ctx.request_id, decision_headers(ctx) if ctx.attempts else {})
-
-
 def error_response(
     error: GatewayError, request_id: str, headers: Mapping[str, str] | None = None
 ) -> HTTPResponse:
-    """Anthropic's error envelope with the error's status, ``request-id`` and retry hints."""
+    """Anthropic's error envelope, with ``request-id`` besides the core's headers."""
     out = dict(headers or {})
-    out["request-id"] = out["x-request-id"] = request_id
-    out.update(error.headers)
-    if error.retry_after is not None:
-        out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
-        out["retry-after-ms"] = str(int(error.retry_after * 1000))
-    return HTTPResponse(
-        orjson.dumps(anthropic_error_body(error.status, error.message, request_id)),
-        status=error.status,
-        headers=out,
-        content_type=JSON,
-    )
+    out["request-id"] = request_id
+    body = orjson.dumps(anthropic_error_body(error.status, error.message, request_id))
+    return core_error_response(error, request_id, out, body)
+
+
+def failed(gw: Gateway, ctx: RequestContext, error: GatewayError) -> HTTPResponse:
+    return core_failed(gw, ctx, error, render=error_response)
+
+
+@hookimpl
+def render_error(request: Request, error: GatewayError, request_id: str) -> HTTPResponse | None:
+    """The framework's own errors (413, 404, 405 ...) on this plugin's paths, in its shape."""
+    if request.path.startswith("/v1/messages"):
+        return error_response(error, request_id)
+    return None

@@ -378,6 +378,19 @@ def test_errors_have_anthropics_shape(claude_gateway: GatewayProcess, primary: F
     assert bad.value.body["error"] == {"type": "invalid_request_error", "message": "bad thing"}  # type: ignore[index]
 
 
+def test_framework_errors_on_messages_paths_have_anthropics_shape(
+    claude_gateway: GatewayProcess,
+) -> None:
+    wrong_method = httpx.get(claude_gateway.url + "/v1/messages")
+    assert wrong_method.status_code == 405
+    body = wrong_method.json()
+    at.ErrorResponse.model_validate(body)
+    assert body["type"] == "error" and body["request_id"] == wrong_method.headers["request-id"]
+    # other paths keep OpenAI's shape
+    other = httpx.get(claude_gateway.url + "/v1/chat/completions")
+    assert other.status_code == 405 and set(other.json()["error"]) >= {"message", "code"}
+
+
 def test_server_tools_to_an_openai_target_are_a_400(claude_gateway: GatewayProcess) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         client(claude_gateway).messages.create(
