@@ -55,20 +55,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_report_parsers(commands: Any) -> None:
     """``usage`` and ``whatif``: reports over the request store (plugway.plugins.store)."""
-    usage = commands.add_parser("usage", help="cost, tokens, errors and latency from the "
-                                "request store")
-    whatif = commands.add_parser("whatif", help="replay stored traffic against another "
-                                 "routing config and price it")
+    usage = commands.add_parser(
+        "usage", help="cost, tokens, errors and latency from the request store"
+    )
+    whatif = commands.add_parser(
+        "whatif", help="replay stored traffic against another routing config and price it"
+    )
     for sub, default_since in ((usage, "24h"), (whatif, "7d")):
         sub.add_argument("--db", help="the request store file (default: [plugins.store] path)")
-        sub.add_argument("--since", default=default_since,
-                         help=f"how far back, e.g. 30m, 24h, 7d (default {default_since})")
+        sub.add_argument(
+            "--since",
+            default=default_since,
+            help=f"how far back, e.g. 30m, 24h, 7d (default {default_since})",
+        )
         sub.add_argument("--json", action="store_true", help="print JSON")
     usage.add_argument("--config", "-c", help="the gateway's config (to find the store)")
-    usage.add_argument("--by", choices=["model", "provider", "key", "team", "day"],
-                       default="model", help="group rows by (default model)")
-    whatif.add_argument("--config", "-c", required=True, dest="other",
-                        help="the routing config to replay the traffic against")
+    usage.add_argument(
+        "--by",
+        choices=["model", "provider", "key", "team", "day"],
+        default="model",
+        help="group rows by (default model)",
+    )
+    whatif.add_argument(
+        "--config",
+        "-c",
+        required=True,
+        dest="other",
+        help="the routing config to replay the traffic against",
+    )
     whatif.add_argument("--current", help="the gateway's current config (to find the store)")
 
 
@@ -85,11 +99,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from plugway.plugins.store import reports
 
             if args.command == "usage":
-                return reports.usage(db=args.db, config_path=args.config, by=args.by,
-                                     since=args.since, as_json=args.json)
-            return reports.whatif(db=args.db, config_path=args.current,
-                                  other_config=args.other, since=args.since,
-                                  as_json=args.json)
+                return reports.usage(
+                    db=args.db,
+                    config_path=args.config,
+                    by=args.by,
+                    since=args.since,
+                    as_json=args.json,
+                )
+            return reports.whatif(
+                db=args.db,
+                config_path=args.current,
+                other_config=args.other,
+                since=args.since,
+                as_json=args.json,
+            )
         return plugins(args.config, as_json=args.json)
     except ConfigError as exc:
         print(f"plugway: config error in {_source(args)}:", file=sys.stderr)

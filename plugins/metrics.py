@@ -91,11 +91,12 @@ class Metrics:
         from prometheus_client import values
 
         self.multiprocess_dir = multiprocess_dir
-        prom.disable_created_metrics()  # no ``_created`` twin of every counter and histogram
+        # No ``_created`` twin of every counter and histogram.
+        prom.disable_created_metrics()  # type: ignore[no-untyped-call]
         if multiprocess_dir is not None:
             # prometheus-client picks its value class at import time from the environment;
             # choose it here so the order of imports does not matter.
-            values.ValueClass = values.MultiProcessValue()
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.registry = prom.CollectorRegistry(auto_describe=True)
         reg = None if multiprocess_dir is not None else self.registry
         self.types = {name: s.type for name, s in config.providers.items()}
@@ -199,7 +200,7 @@ class Metrics:
         if self.multiprocess_dir is None:
             return bytes(generate_latest(self.registry))
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
 
     def observe(self, ctx: RequestContext) -> None:
@@ -309,7 +310,7 @@ def plugway_shutdown() -> None:
     if collected is not None and collected.multiprocess_dir is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid(), collected.multiprocess_dir)
+        multiprocess.mark_process_dead(os.getpid(), collected.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 @hookimpl(tryfirst=True)

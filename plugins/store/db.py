@@ -11,7 +11,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,10 @@ def purge(conn: sqlite3.Connection, older_than: float) -> int:
     return cursor.rowcount
 
 
-def rows_since(conn: sqlite3.Connection, since: float) -> list[sqlite3.Row]:
-    return list(conn.execute("SELECT * FROM requests WHERE ts >= ? ORDER BY ts", (since,)))
+def rows_since(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
+    """Every row that arrived at or after ``since`` (wall-clock seconds), oldest first."""
+    cursor = conn.execute("SELECT * FROM requests WHERE ts >= ? ORDER BY ts", (since,))
+    return [dict(row) for row in cursor]
 
 
 _STOP = object()
@@ -182,7 +184,3 @@ class StoreWriter:
             return
         if removed:
             logger.info("request store: removed {} rows past retention", removed)
-
-
-def as_dicts(rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
-    return [dict(row) for row in rows]

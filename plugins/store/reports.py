@@ -323,7 +323,7 @@ def whatif(
     span = parse_since(since)
     conn = open_store(db, config_path)
     try:
-        rows = [dict(r) for r in rows_since(conn, time.time() - span)]
+        rows = rows_since(conn, time.time() - span)
     finally:
         conn.close()
     other = load_gateway(other_config, env=StrategyEnv(random=random.Random(0)))
