@@ -81,8 +81,9 @@ class UsageFake(FakeOpenAI):
             if b'"usage":{' in event and body.get("model") in USAGES:
                 chunk = orjson.loads(event.removeprefix(b"data: "))
                 chunk["usage"] = USAGES[body["model"]]
-                event = b"data: " + orjson.dumps(chunk) + b"\n\n"
-            yield event
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            else:
+                yield event
 
 
 def config(upstream: FakeOpenAI, store: Path, spans: Path) -> str:
