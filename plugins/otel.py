@@ -28,7 +28,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import attrs
@@ -40,18 +40,12 @@ from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.metrics import OPERATION, genai_provider
 
 NAME = "otel"
-EXPORTERS = ("otlp", "console", "file")
-
-
-def _check_exporter(_instance: Any, _attribute: Any, value: str) -> None:
-    if value not in EXPORTERS:
-        raise ValueError(f"must be one of {', '.join(EXPORTERS)}")
 
 
 @attrs.define(kw_only=True)
 class OtelSettings:
     enabled: bool = False
-    exporter: str = attrs.field(default="otlp", validator=_check_exporter)
+    exporter: Literal["otlp", "console", "file"] = "otlp"
     #: OTLP/HTTP traces URL, e.g. "http://127.0.0.1:4318/v1/traces" (default: the SDK's env).
     endpoint: str | None = None
     #: The file the "file" exporter appends JSON lines to.

@@ -90,8 +90,11 @@ def scrape(gw: GatewayProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     """The sum over samples of ``name`` whose labels include ``labels``."""
-    return sum(v for (n, ls), v in samples.items()
-               if n == name and all(dict(ls).get(k) == x for k, x in labels.items()))
+    return sum(
+        v
+        for (n, ls), v in samples.items()
+        if n == name and all(dict(ls).get(k) == x for k, x in labels.items())
+    )
 
 
 def worker_pids(gw: GatewayProcess) -> list[int]:
@@ -117,49 +120,108 @@ def test_metrics_are_exact_across_two_workers(gw: GatewayProcess, traffic: None)
     scrapes = [scrape(gw) for _ in range(6)]
     assert all(s == scrapes[0] for s in scrapes[1:]), "every worker answers the same numbers"
     m = scrapes[0]
-    assert value(m, "plugway_requests_total", model="chat", provider="primary",
-                 status="200") == N_OK + N_STREAM
-    assert value(m, "plugway_requests_total", model="chat", provider="backup",
-                 status="200") == N_FAIL
+    assert (
+        value(m, "plugway_requests_total", model="chat", provider="primary", status="200")
+        == N_OK + N_STREAM
+    )
+    assert (
+        value(m, "plugway_requests_total", model="chat", provider="backup", status="200") == N_FAIL
+    )
     assert value(m, "plugway_requests_total", model="solo", status="400") == N_ERR
     assert value(m, "plugway_requests_total") == TOTAL
-    assert value(m, "plugway_failovers_total", model="chat", from_provider="primary",
-                 to_provider="backup") == N_FAIL
-    assert value(m, "plugway_upstream_attempts_total", provider="primary",
-                 upstream_model="gpt-4o-mini", outcome="ok") == N_OK + N_STREAM
-    assert value(m, "plugway_upstream_attempts_total", provider="primary",
-                 upstream_model="gpt-4o-mini", outcome="error") == N_FAIL
-    assert value(m, "plugway_upstream_errors_total", provider="primary",
-                 error_type="UpstreamUnavailable") == N_FAIL
+    assert (
+        value(
+            m,
+            "plugway_failovers_total",
+            model="chat",
+            from_provider="primary",
+            to_provider="backup",
+        )
+        == N_FAIL
+    )
+    assert (
+        value(
+            m,
+            "plugway_upstream_attempts_total",
+            provider="primary",
+            upstream_model="gpt-4o-mini",
+            outcome="ok",
+        )
+        == N_OK + N_STREAM
+    )
+    assert (
+        value(
+            m,
+            "plugway_upstream_attempts_total",
+            provider="primary",
+            upstream_model="gpt-4o-mini",
+            outcome="error",
+        )
+        == N_FAIL
+    )
+    assert (
+        value(
+            m, "plugway_upstream_errors_total", provider="primary", error_type="UpstreamUnavailable"
+        )
+        == N_FAIL
+    )
     assert value(m, "plugway_upstream_errors_total", provider="primary") == N_FAIL + N_ERR
     primary_tokens = {"model": "chat", "provider": "primary"}
     assert value(m, "plugway_tokens_total", type="input", **primary_tokens) == (
-        N_OK * 8 + N_STREAM * 11)
+        N_OK * 8 + N_STREAM * 11
+    )
     assert value(m, "plugway_tokens_total", type="cached_input", **primary_tokens) == N_OK * 3
     assert value(m, "plugway_tokens_total", type="output", **primary_tokens) == (
-        (N_OK + N_STREAM) * 7)
+        (N_OK + N_STREAM) * 7
+    )
     assert value(m, "plugway_cost_usd_total") == pytest.approx(EXPECTED_COST, rel=1e-9)
-    assert value(m, "plugway_request_duration_seconds_count", **primary_tokens) == (
-        N_OK + N_STREAM)
+    assert value(m, "plugway_request_duration_seconds_count", **primary_tokens) == (N_OK + N_STREAM)
     assert value(m, "plugway_time_to_first_token_seconds_count", **primary_tokens) == N_STREAM
     assert value(m, "plugway_time_per_output_token_seconds_count", **primary_tokens) == N_STREAM
     assert value(m, "plugway_requests_in_flight") == 0
     assert value(m, "plugway_target_up", provider="primary", upstream_model="gpt-4o-mini") == 0
-    assert value(m, "plugway_target_up", provider="backup",
-                 upstream_model="gpt-4o-mini-backup") == 1
-    genai = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
-             "gen_ai_request_model": "gpt-4o-mini"}
+    assert (
+        value(m, "plugway_target_up", provider="backup", upstream_model="gpt-4o-mini-backup") == 1
+    )
+    genai = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": "gpt-4o-mini",
+    }
     assert value(m, "gen_ai_client_token_usage_sum", gen_ai_token_type="input", **genai) == (
-        N_OK * 11 + N_STREAM * 11)
-    assert value(m, "gen_ai_client_operation_duration_seconds_count", error_type="",
-                 **genai) == N_OK + N_STREAM
-    assert value(m, "gen_ai_client_operation_duration_seconds_count",
-                 error_type="UpstreamUnavailable", **genai) == N_FAIL
+        N_OK * 11 + N_STREAM * 11
+    )
+    assert (
+        value(m, "gen_ai_client_operation_duration_seconds_count", error_type="", **genai)
+        == N_OK + N_STREAM
+    )
+    assert (
+        value(
+            m,
+            "gen_ai_client_operation_duration_seconds_count",
+            error_type="UpstreamUnavailable",
+            **genai,
+        )
+        == N_FAIL
+    )
     # Only bounded labels: no request id, no key, no principal.
     labels = {k for (_, ls) in m for k, _ in ls}
-    assert labels <= {"model", "provider", "status", "type", "upstream_model", "outcome",
-                      "error_type", "from_provider", "to_provider", "le", "gen_ai_operation_name",
-                      "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"}
+    assert labels <= {
+        "model",
+        "provider",
+        "status",
+        "type",
+        "upstream_model",
+        "outcome",
+        "error_type",
+        "from_provider",
+        "to_provider",
+        "le",
+        "gen_ai_operation_name",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+        "gen_ai_token_type",
+    }
 
 
 class Dom(HTMLParser):
@@ -200,16 +262,30 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "chromium is needed (apt-get install -y chromium; see .ci/run)"
     return subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=8000",
-         *args],
-        capture_output=True, text=True, timeout=90, check=False,
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=8000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
 
 
-def test_dashboard_shows_what_metrics_and_store_hold(gw: GatewayProcess, traffic: None,
-                                                     store: Path, tmp_path: Path) -> None:
+def test_dashboard_shows_what_metrics_and_store_hold(
+    gw: GatewayProcess, traffic: None, store: Path, tmp_path: Path
+) -> None:
     m = scrape(gw)
     data = httpx.get(gw.url + "/-/dashboard/data").json()
     assert data["totals"]["requests"] == TOTAL
@@ -221,7 +297,8 @@ def test_dashboard_shows_what_metrics_and_store_hold(gw: GatewayProcess, traffic
     dom = Dom()
     dom.feed(done.stdout)
     assert dom.by_id.get("status-text", {}).get("text", "").startswith("live"), (
-        done.stdout[-2000:] + done.stderr[-2000:])
+        done.stdout[-2000:] + done.stderr[-2000:]
+    )
     tiles = dom.by_id
     assert float(tiles["tile-requests"]["data-value"]) == value(m, "plugway_requests_total")
     assert tiles["tile-requests"]["text"] == str(TOTAL)
@@ -229,7 +306,8 @@ def test_dashboard_shows_what_metrics_and_store_hold(gw: GatewayProcess, traffic
     assert float(tiles["tile-failovers"]["data-value"]) == N_FAIL
     assert float(tiles["tile-inflight"]["data-value"]) == 0
     assert float(tiles["tile-cost"]["data-value"]) == pytest.approx(
-        value(m, "plugway_cost_usd_total"), rel=1e-9)
+        value(m, "plugway_cost_usd_total"), rel=1e-9
+    )
     assert tiles["tile-cost"]["text"] == f"${EXPECTED_COST:.6f}"
     assert float(tiles["store-requests"]["data-value"]) == data["totals"]["requests"] == TOTAL
     assert float(tiles["store-cost"]["data-value"]) == pytest.approx(EXPECTED_COST, rel=1e-9)
@@ -239,16 +317,20 @@ def test_dashboard_shows_what_metrics_and_store_hold(gw: GatewayProcess, traffic
     assert dom.rows["primary/gpt-4o-mini"] == "down"
     assert dom.rows["backup/gpt-4o-mini-backup"] == "up"
     assert dom.rows["primary/text-embedding-3-small"] == "unknown"
-    assert [(r["data-provider"], r["data-errors"]) for r in dom.rects] == [("primary",
-                                                                            str(N_ERR))]
+    assert [(r["data-provider"], r["data-errors"]) for r in dom.rects] == [("primary", str(N_ERR))]
     assert f"{N_FAIL} in the window" in dom.text
     assert "chat $" in dom.text  # cost by model legend
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
-    done = chromium(f"--screenshot={shot}", "--window-size=1400,1250", "--hide-scrollbars",
-                    gw.url + "/-/dashboard", profile=tmp_path / "profile2")
+    done = chromium(
+        f"--screenshot={shot}",
+        "--window-size=1400,1250",
+        "--hide-scrollbars",
+        gw.url + "/-/dashboard",
+        profile=tmp_path / "profile2",
+    )
     assert shot.exists() and shot.stat().st_size > 20_000, done.stderr[-2000:]
 
 
