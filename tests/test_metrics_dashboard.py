@@ -20,10 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import two_target_config
 from plugway.testing import FakeOpenAI, GatewayProcess, Status
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import two_target_config
 
 N_OK = 24  # chat, non-streamed, served by primary (spread over both workers)
 N_STREAM = 6  # chat, streamed, served by primary
