@@ -331,6 +331,11 @@ def test_usage_and_whatif_reports(
     assert report["total"]["requests"] == sum(n for n, _ in stored.values())
     assert report["groups"]["plain"]["latency_ms"]["p50"] is not None
 
+    assert gw.config_path is not None  # the store is found from the gateway's own config
+    by_config = plugway("usage", "--config", str(gw.config_path), "--json")
+    assert by_config.returncode == 0, by_config.stderr
+    assert orjson.loads(by_config.stdout)["total"] == report["total"]
+
     table = plugway("usage", "--db", str(paths["store"]), "--by", "provider", "--since", "1h")
     assert table.returncode == 0, table.stderr
     assert "p99 ms" in table.stdout and "\nup " in table.stdout and "TOTAL" in table.stdout

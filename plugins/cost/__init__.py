@@ -73,7 +73,7 @@ class Pricer:
 
     def record(self, target: Target | None, usage: dict[str, Any] | None) -> CostRecord:
         tokens = tokens_of(usage)
-        if target is None:
+        if target is None or usage is None:  # no usage (a failure, or a stream without it)
             return CostRecord(tokens, None, None)
         price = self.price_of(target)
         return CostRecord(tokens, price, None if price is None else cost_of(tokens, price))
