@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import attrs
 import orjson
 from plugway.config import Config
 from plugway.context import RequestContext
+from plugway.errors import PluginError
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.store.db import StoreWriter
@@ -134,7 +136,13 @@ async def plugway_startup(config: Config) -> None:
         retention_days=settings.retention_days,
         flush_interval=settings.flush_interval,
     )
-    await asyncio.to_thread(store.start)
+    try:
+        await asyncio.to_thread(store.start)
+    except (OSError, sqlite3.Error) as exc:
+        raise PluginError(
+            f"plugins.store.path: cannot open the request store {settings.path!r}: {exc}; "
+            "give a writable path, or set enabled = false"
+        ) from None
     _state["writer"] = store
 
 
