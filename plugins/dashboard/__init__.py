@@ -57,7 +57,6 @@ def bucket_series(
     cost_model: dict[str, list[float]] = defaultdict(lambda: [0.0] * count)
     cost_key: dict[str, list[float]] = defaultdict(lambda: [0.0] * count)
     errors_by_provider: dict[str, int] = defaultdict(int)
-    health: dict[str, dict[str, Any]] = {key: {"outcome": None, "at": None} for key in targets}
     total_cost = 0.0
     all_latency: list[float] = []
     all_ttft: list[float] = []
@@ -79,10 +78,6 @@ def bucket_series(
             cost_model[row["model"] or "-"][i] += row["cost"]
             cost_key[row["principal"] or "(anonymous)"][i] += row["cost"]
             total_cost += row["cost"]
-        for attempt in orjson.loads(row["routing"]).get("attempts") or [] if row["routing"] else []:
-            outcome = attempt.get("outcome")
-            if outcome in ("ok", "error", "broken"):
-                health[attempt.get("target") or "?"] = {"outcome": outcome, "at": row["ts"]}
     return {
         "now": now,
         "window": window,
@@ -98,7 +93,7 @@ def bucket_series(
         "cost_by_model": dict(cost_model),
         "cost_by_key": dict(cost_key),
         "errors_by_provider": dict(errors_by_provider),
-        "health": health,
+        "targets": list(targets),
         "totals": {
             "requests": len(rows),
             "errors": sum(errors),
