@@ -20,7 +20,7 @@ import openai
 import orjson
 import pytest
 from aiohttp import web
-from plugway.testing import FakeOpenAI, GatewayProcess, Status
+from plugway.testing import FakeGemini, FakeOpenAI, GatewayProcess, Status
 
 CANARY = "CANARY-7f3a9c-do-not-store"
 
@@ -64,7 +64,12 @@ EXPECTED = {
     # The price table's gpt-4o-mini: 11 prompt (3 cached), 7 completion.
     "table": (8 * 0.15 + 3 * 0.075 + 7 * 0.60) / 1e6,
     "failover": 1_000_000 * 0.25 / 1e6,  # served by the second target at its price
+    # Gemini's own usageMetadata, translated by the gemini provider: FakeGemini counts words.
+    # Prompt "one two three four five": 5 tokens, 2 of them cached; answer "echo: one two
+    # three four five": 6 tokens, plus 5 thinking tokens billed as reasoning.
+    "gemini": (3 * 10_000 + 2 * 1_000 + 6 * 20_000 + 5 * 30_000) / 1e6,
 }
+TEXTS = {"gemini": "one two three four five"}
 
 
 class UsageFake(FakeOpenAI):
@@ -86,7 +91,7 @@ class UsageFake(FakeOpenAI):
                 yield event
 
 
-def config(upstream: FakeOpenAI, store: Path, spans: Path) -> str:
+def config(upstream: FakeOpenAI, gemini: FakeGemini, store: Path, spans: Path) -> str:
     base = f'type = "openai"\nbase_url = "{upstream.url}/v1"\napi_key = "sk-test-0123456789"'
     return f"""
 [providers.up]
@@ -99,6 +104,16 @@ timeout = 3
 
 [providers.fake]
 type = "fake"
+
+[providers.google]
+type = "gemini"
+base_url = "{gemini.url}"
+api_key = "gemini-test-key-0123456789"
+timeout = 3
+
+[[models]]
+name = "gemini"
+targets = [{{ provider = "google", model = "gemini-2.5-flash", price = {{ input = 10000.0, cached_input = 1000.0, output = 20000.0, reasoning = 30000.0 }} }}]
 
 [[models]]
 name = "plain"
@@ -150,14 +165,20 @@ def upstream() -> Iterator[UsageFake]:
 
 
 @pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("observed")
     return {"store": folder / "requests.db", "spans": folder / "spans.jsonl"}
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: UsageFake, paths: dict[str, Path]) -> Iterator[GatewayProcess]:
-    with GatewayProcess(config(upstream, paths["store"], paths["spans"])) as gateway:
+def gw(upstream: UsageFake, gemini: FakeGemini, paths: dict[str, Path]) -> Iterator[GatewayProcess]:
+    with GatewayProcess(config(upstream, gemini, paths["store"], paths["spans"])) as gateway:
         yield gateway
 
 
@@ -222,14 +243,14 @@ def log_record(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
     raise AssertionError(f"no log line for {request_id}")
 
 
-@pytest.mark.parametrize("model", ["plain", "cached", "reasoning", "written", "table"])
+@pytest.mark.parametrize("model", ["plain", "cached", "reasoning", "written", "table", "gemini"])
 def test_cost_of_each_usage_shape_to_the_cent(
     gw: GatewayProcess, paths: dict[str, Path], model: str
 ) -> None:
-    expected = EXPECTED[model]
-    plain, _ = chat(gw, model)
-    with_usage, streamed = chat(gw, model, stream=True, usage=True)
-    without_usage, streamed_bare = chat(gw, model, stream=True)
+    expected, text = EXPECTED[model], TEXTS.get(model, "hello")
+    plain, _ = chat(gw, model, text=text)
+    with_usage, streamed = chat(gw, model, stream=True, usage=True, text=text)
+    without_usage, streamed_bare = chat(gw, model, stream=True, text=text)
     assert plain.status_code == with_usage.status_code == without_usage.status_code == 200
     # Non-streamed: the header carries the cost; streams cannot (their headers went first).
     assert float(plain.headers["x-plugway-cost"]) == pytest.approx(expected, abs=1e-12)
