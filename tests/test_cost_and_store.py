@@ -383,7 +383,14 @@ targets = [{{ provider = "cheap", model = "m-cheap", price = {{ input = 1.0, out
     assert sum(line["requests"] for line in plain_lines) == plain_count
     cached_lines = [line for line in whatif["lines"] if line["model"] == "cached"]
     assert {line["would"] for line in cached_lines} == {"(model_not_found)"}
-    assert whatif["actual_cost"] == pytest.approx(sum(c or 0.0 for _, c in stored.values()))
+    # Totals compare what the other config can route; the rest is counted apart.
+    assert whatif["actual_cost"] == pytest.approx(stored["plain"][1])
+    assert whatif["whatif_cost"] == pytest.approx(0.30 * plain_count)
+    assert whatif["compared_requests"] == plain_count
+    assert whatif["unroutable_requests"] == whatif["requests"] - plain_count
+    assert whatif["unroutable_cost"] == pytest.approx(
+        sum(c or 0.0 for m, (_, c) in stored.items() if m != "plain")
+    )
 
     text = plugway("whatif", "--db", str(paths["store"]), "--config", str(other))
     assert text.returncode == 0 and "what-if cost" in text.stdout and "difference:" in text.stdout

@@ -260,6 +260,7 @@ class WhatIfLine:
     actual_cost: float = 0.0
     whatif_cost: float = 0.0
     unpriced: int = 0
+    routable: bool = True  # False: the other config has no target for the model
 
 
 def _tokens(row: Mapping[str, Any]) -> Tokens:
@@ -287,7 +288,7 @@ async def replay(gateway: Any, rows: Sequence[Mapping[str, Any]]) -> list[WhatIf
             stream=bool(row["stream"]),
             principal=row["principal"],
         )
-        target = None
+        target, routable = None, True
         try:
             ctx.route = gateway.router.resolve(model)
             plan = await gateway.hooks.call_first(
@@ -296,8 +297,10 @@ async def replay(gateway: Any, rows: Sequence[Mapping[str, Any]]) -> list[WhatIf
             target = plan[0] if plan else None
             would = target.key if target is not None else "(no target)"
         except GatewayError as exc:
-            would = f"({exc.code or type(exc).__name__})"
-        line = lines.setdefault((model, actual, would), WhatIfLine(model, actual, would))
+            would, routable = f"({exc.code or type(exc).__name__})", False
+        line = lines.setdefault(
+            (model, actual, would), WhatIfLine(model, actual, would, routable=routable)
+        )
         line.requests += 1
         line.actual_cost += row["cost"] or 0.0
         price = pricer.price_of(target) if target is not None else None
@@ -328,8 +331,11 @@ def whatif(
         conn.close()
     other = load_gateway(other_config, env=StrategyEnv(random=random.Random(0)))
     lines = asyncio.run(replay(other, rows))
-    actual = sum(line.actual_cost for line in lines)
-    would = sum(line.whatif_cost for line in lines)
+    # Compare only what the other config can route; the rest is reported apart.
+    compared = [line for line in lines if line.routable]
+    actual = sum(line.actual_cost for line in compared)
+    would = sum(line.whatif_cost for line in compared)
+    skipped = [line for line in lines if not line.routable]
     if as_json:
         import orjson
 
@@ -337,8 +343,11 @@ def whatif(
             "since": since,
             "config": other_config,
             "requests": len(rows),
+            "compared_requests": sum(line.requests for line in compared),
             "actual_cost": round(actual, 10),
             "whatif_cost": round(would, 10),
+            "unroutable_requests": sum(line.requests for line in skipped),
+            "unroutable_cost": round(sum(line.actual_cost for line in skipped), 10),
             "lines": [attrs.asdict(line) for line in lines],
         }
         out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -358,7 +367,8 @@ def whatif(
         ]
         for line in lines
     ]
-    table.append(["TOTAL", "", "", f"{len(rows):,}", _fmt_usd(actual), _fmt_usd(would)])
+    count = sum(line.requests for line in compared)
+    table.append(["TOTAL routable", "", "", f"{count:,}", _fmt_usd(actual), _fmt_usd(would)])
     render_table(
         ("model", "served by", "would use", "requests", "cost", "what-if cost"), table, out
     )
@@ -366,6 +376,13 @@ def whatif(
     sign = "+" if delta >= 0 else "-"
     change = f" ({delta / actual:+.1%})" if actual else ""
     print(f"\ndifference: {sign}{_fmt_usd(abs(delta))}{change}", file=out)
+    if skipped:
+        print(
+            f"{sum(line.requests for line in skipped):,} requests "
+            f"({_fmt_usd(sum(line.actual_cost for line in skipped))}) have no route in "
+            f"{other_config} and are left out of the totals.",
+            file=out,
+        )
     unpriced = sum(line.unpriced for line in lines)
     if unpriced:
         print(f"{unpriced} requests would use a target with no price (counted as $0).", file=out)
