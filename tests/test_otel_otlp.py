@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from plugway.testing import FakeUpstream, GatewayProcess
+from plugway.testing import FakeUpstream
 
 
 class FakeCollector(FakeUpstream):
