@@ -12,8 +12,10 @@ every worker then writes its samples there (prometheus-client's multiprocess mod
 worker's ``/metrics`` answers for all of them. A ``PROMETHEUS_MULTIPROC_DIR`` you set yourself
 is used as it is (empty it before each start, as prometheus-client asks).
 
-Target health (``plugway_target_up``) is the outcome of the most recent attempt on each target,
-across workers: 1 when it succeeded, 0 when it failed.
+Target health: ``plugway_target_up`` is the outcome of the most recent attempt on each target,
+across workers (1 succeeded, 0 failed); ``plugway_target_circuit_state`` is the routing
+circuit breaker of each target as the worker that last served it saw it (0 closed, 1
+half-open, 2 open). Hedged attempts are counted in ``plugway_hedges_total``, not as failovers.
 """
 
 from __future__ import annotations
@@ -162,6 +164,12 @@ class Metrics:
             ("model", "from_provider", "to_provider"),
             registry=reg,
         )
+        self.hedges = prom.Counter(
+            "plugway_hedges",
+            "Hedged attempts: a second target started while the first was still running.",
+            ("model", "provider"),
+            registry=reg,
+        )
         self.in_flight = prom.Gauge(
             "plugway_requests_in_flight",
             "Requests being served now.",
@@ -171,6 +179,14 @@ class Metrics:
         self.target_up = prom.Gauge(
             "plugway_target_up",
             "1 when the most recent attempt on the target succeeded, 0 when it failed.",
+            ("provider", "upstream_model"),
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
+        self.circuit = prom.Gauge(
+            "plugway_target_circuit_state",
+            "The routing circuit breaker of each target, as its worker last saw it: "
+            "0 closed, 1 half-open (probing), 2 open (in cool-down).",
             ("provider", "upstream_model"),
             registry=reg,
             multiprocess_mode="mostrecent",
@@ -249,9 +265,26 @@ class Metrics:
                 self.genai_duration.labels(operation, genai, target.model, error_type).observe(
                     attempt.latency
                 )
-            if previous is not None and previous.key != target.key:
+            if attempt.hedge:
+                self.hedges.labels(model, target.provider).inc()
+            elif previous is not None and previous.key != target.key:
                 self.failovers.labels(model, previous.provider, target.provider).inc()
             previous = target
+        self._observe_circuits(ctx)
+
+    def _observe_circuits(self, ctx: RequestContext) -> None:
+        """The breaker state of the targets this request tried, from the routing plugins'
+        shared state (after their own ``post_response`` recorded this request)."""
+        if ctx.env is None or not ctx.attempts:
+            return
+        from plugway.plugins.routing.state import BreakerState, routing_state
+
+        state = routing_state(ctx.env)
+        now = state.clock()
+        values = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+        for target in {attempt.target for attempt in ctx.attempts}:
+            breaker = state.health.state(target.key, now)
+            self.circuit.labels(target.provider, target.model).set(values.get(breaker, 0))
 
 
 _state: dict[str, Any] = {}
@@ -321,7 +354,7 @@ def pre_route(ctx: RequestContext) -> None:
         ctx.state[_FLIGHT] = True
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after the routing plugins' health bookkeeping and the cost
 def post_response(ctx: RequestContext) -> None:
     collected: Metrics | None = _state.get("metrics")
     if collected is None:

@@ -142,6 +142,19 @@ targets = [
   {{ provider = "up", model = "m-second", price = {{ input = 0.25, output = 1.0 }} }},
 ]
 
+[providers.ds]
+type = "deepseek"
+base_url = "{upstream.url}/v1"
+api_key = "sk-test-0123456789"
+
+[[models]]
+name = "cheapest"
+strategy = "lowest-cost"
+targets = [
+  {{ provider = "up", model = "gpt-4o" }},
+  {{ provider = "ds", model = "deepseek-chat" }},
+]
+
 [[models]]
 name = "unpriced"
 targets = [{{ provider = "up", model = "m-plain" }}]
@@ -306,6 +319,16 @@ def test_failover_is_priced_at_the_target_that_served(
     assert [a["outcome"] for a in attempts] == ["error", "ok"]
 
 
+def test_lowest_cost_routing_uses_the_price_table(gw: GatewayProcess) -> None:
+    response, _ = chat(gw, "cheapest")
+    assert response.status_code == 200
+    # Neither target has a price in the config: the table says deepseek-chat is cheaper.
+    assert response.headers["x-plugway-provider"] == "ds"
+    usage = {"prompt_tokens": 11, "completion_tokens": 7}  # FakeOpenAI's, 3 of 11 cached
+    expected = (8 * 0.28 + 3 * 0.028 + usage["completion_tokens"] * 0.42) / 1e6
+    assert float(response.headers["x-plugway-cost"]) == pytest.approx(expected)
+
+
 def test_target_without_a_price_is_logged_unpriced(gw: GatewayProcess) -> None:
     response, _ = chat(gw, "unpriced")
     assert response.status_code == 200
@@ -391,6 +414,32 @@ targets = [{{ provider = "cheap", model = "m-cheap", price = {{ input = 1.0, out
     assert whatif["unroutable_cost"] == pytest.approx(
         sum(c or 0.0 for m, (_, c) in stored.items() if m != "plain")
     )
+
+    # A lowest-cost config without prices of its own ranks its targets by the price table.
+    table_priced = tmp_path / "lowest.toml"
+    table_priced.write_text(f"""
+[providers.oai]
+type = "openai"
+base_url = "{upstream.url}/v1"
+api_key = "sk-other-0123456789"
+
+[providers.ds]
+type = "deepseek"
+api_key = "sk-other-0123456789"
+
+[[models]]
+name = "plain"
+strategy = "lowest-cost"
+targets = [{{ provider = "oai", model = "gpt-4o" }}, {{ provider = "ds", model = "deepseek-chat" }}]
+""")
+    done = plugway("whatif", "--db", str(paths["store"]), "--config", str(table_priced), "--json")
+    assert done.returncode == 0, done.stderr
+    lowest = orjson.loads(done.stdout)
+    assert {line["would"] for line in lowest["lines"] if line["model"] == "plain"} == {
+        "ds/deepseek-chat"
+    }
+    # 250k prompt at $0.28/M + 50k completion at $0.42/M = $0.091 a request.
+    assert lowest["whatif_cost"] == pytest.approx(0.091 * plain_count)
 
     text = plugway("whatif", "--db", str(paths["store"]), "--config", str(other))
     assert text.returncode == 0 and "what-if cost" in text.stdout and "difference:" in text.stdout

@@ -182,6 +182,11 @@ def test_metrics_are_exact_across_two_workers(gw: GatewayProcess, traffic: None)
     assert (
         value(m, "plugway_target_up", provider="backup", upstream_model="gpt-4o-mini-backup") == 1
     )
+    # Routing's circuit breakers stayed closed: no worker saw 5 failures in a row.
+    assert (
+        value(m, "plugway_target_circuit_state", provider="primary", upstream_model="gpt-4o-mini")
+        == 0
+    )
     genai = {
         "gen_ai_operation_name": "chat",
         "gen_ai_provider_name": "openai",

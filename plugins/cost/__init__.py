@@ -5,6 +5,9 @@ classes, prices each class at the target's price, and sets ``ctx.cost`` (USD) an
 ``ctx.state["cost"]`` (a :class:`CostRecord`). The price of a target is its ``price`` in the
 config when it has one, else the price table's entry for its provider type and model.
 
+At startup it also hands its prices to routing (``RoutingState.price``), so the
+``lowest-cost`` strategy ranks targets by the price table, not only by prices in the config.
+
 For non-streamed answers the cost also goes to the client as ``x-plugway-cost`` (USD, decimal).
 A stream's cost is known only once it has ended, after its headers went out: it is in the
 request log line, the request store and the metrics, not in a header.
@@ -24,6 +27,7 @@ from plugway.config import Config
 from plugway.context import Price, RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import PriceTable, Tokens, cost_of, load_table, tokens_of
+from plugway.routing import StrategyEnv
 
 NAME = "cost"
 HEADER = "x-plugway-cost"
@@ -99,10 +103,22 @@ def register_settings(register: Callable[..., None]) -> None:
     register(NAME, CostSettings)
 
 
+def price_routing(env: StrategyEnv, pricer: Pricer) -> None:
+    """Let routing (the ``lowest-cost`` strategy) price targets with this table too, not only
+    the targets that carry their own ``price``."""
+    from plugway.plugins.routing.state import routing_state
+
+    routing_state(env).price = pricer.price_of
+
+
 @hookimpl
-def plugway_startup(config: Config) -> None:
-    _state["pricer"] = pricer_for(config)
+def plugway_startup(app: Any, config: Config) -> None:
+    pricer = pricer_for(config)
+    _state["pricer"] = pricer
     _state["settings"] = config.plugin_settings.get(NAME) or CostSettings()
+    gateway = getattr(getattr(app, "ctx", None), "gateway", None)
+    if gateway is not None:
+        price_routing(gateway.env, pricer)
 
 
 @hookimpl(tryfirst=True)

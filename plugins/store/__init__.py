@@ -11,9 +11,8 @@ Settings (``[plugins.store]``): ``enabled`` (default true), ``path`` (default
 ``$XDG_STATE_HOME/plugway/requests.db``, i.e. ``~/.local/state/plugway/requests.db``),
 ``retention_days`` (default 30), ``flush_interval`` (seconds, default 0.5).
 
-A routing strategy or hook that wants its reasoning kept puts a JSON-able value in
-``ctx.state["routing_trace"]``; it is stored in the ``routing`` column beside the plan and the
-attempts.
+The ``routing`` column holds ``ctx.trace`` (strategy, candidates, scores, skipped targets and
+why, notes, plan) and every attempt, as JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.store.db import StoreWriter
 
 NAME = "store"
-TRACE_KEY = "routing_trace"
 
 
 def default_path() -> str:
@@ -64,11 +62,11 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def failovers(ctx: RequestContext) -> int:
-    """How many times the walk moved on to another target."""
+    """How many times the walk moved on to another target (a hedge is not a failover)."""
     return sum(
         1
         for before, after in zip(ctx.attempts, ctx.attempts[1:], strict=False)
-        if after.target.key != before.target.key
+        if after.target.key != before.target.key and not after.hedge
     )
 
 
@@ -76,14 +74,15 @@ def row_of(ctx: RequestContext) -> tuple[Any, ...]:
     """The store row of a finished request, in :data:`plugway.plugins.store.db.NAMES` order."""
     last = ctx.final_attempt
     tokens = tokens_of(ctx.usage)
-    routing: dict[str, Any] = {
-        "route": ctx.route.name if ctx.route is not None else None,
-        "strategy": ctx.route.strategy if ctx.route is not None else None,
-        "plan": [target.key for target in ctx.plan],
-        "attempts": [attempt.summary() for attempt in ctx.attempts],
-    }
-    if TRACE_KEY in ctx.state:
-        routing["trace"] = ctx.state[TRACE_KEY]
+    # The routing trace the strategy filled in (candidates, scores, skipped targets, notes),
+    # with each attempt in full.
+    routing: dict[str, Any] = ctx.trace.summary(ctx.attempts)
+    routing["route"] = ctx.route.name if ctx.route is not None else None
+    if not routing.get("strategy") and ctx.route is not None:
+        routing["strategy"] = ctx.route.strategy
+    if not routing.get("plan"):
+        routing["plan"] = [target.key for target in ctx.plan]
+    routing["attempts"] = [attempt.summary() for attempt in ctx.attempts]
     error = None if ctx.error is None else (ctx.error.code or type(ctx.error).__name__)
     return (
         ctx.request_id,

@@ -5,8 +5,10 @@ rate, tokens, cost and latency percentiles. ``whatif`` replays the stored reques
 against another config's routing: each row's model is resolved and planned by that config
 (its strategies and ``select_provider`` hooks, with a fixed random seed), the first target of
 the plan is taken as the one that would have served it, and the row's tokens are priced at
-that target's price. It cannot know whether that target would have failed: it answers "what
-would this traffic have cost, routed this way".
+that target's price. Strategies that look at a request's size (``lowest-cost``, ``rules`` on
+prompt tokens) see the stored token counts; what was not stored (tools, images, headers,
+metadata) is absent from the replay. It cannot know whether that target would have failed: it
+answers "what would this traffic have cost, routed this way".
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any, TextIO
 import attrs
 from plugway.context import RequestContext
 from plugway.errors import ConfigError, GatewayError
-from plugway.plugins.cost import pricer_for
+from plugway.plugins.cost import price_routing, pricer_for
 from plugway.plugins.cost.pricing import Tokens, cost_of
+from plugway.plugins.routing.common import DEFAULT_OUTPUT_TOKENS, RequestShape
 from plugway.plugins.store import settings_of
 from plugway.plugins.store.db import connect, rows_since
 
@@ -276,6 +279,7 @@ def _tokens(row: Mapping[str, Any]) -> Tokens:
 async def replay(gateway: Any, rows: Sequence[Mapping[str, Any]]) -> list[WhatIfLine]:
     """Plan each row under ``gateway``'s routing and price its tokens at the chosen target."""
     pricer = pricer_for(gateway.config)
+    price_routing(gateway.env, pricer)
     lines: dict[tuple[str, str, str], WhatIfLine] = {}
     for row in rows:
         model = row["model"] or ""
@@ -287,6 +291,15 @@ async def replay(gateway: Any, rows: Sequence[Mapping[str, Any]]) -> list[WhatIf
             model=model,
             stream=bool(row["stream"]),
             principal=row["principal"],
+        )
+        ctx.env = gateway.env
+        # Strategies that look at the request's size see the stored token counts.
+        tokens = _tokens(row)
+        ctx.state["routing.shape"] = RequestShape(
+            prompt_tokens=tokens.prompt,
+            tools=False,
+            images=False,
+            output_tokens=tokens.completion or DEFAULT_OUTPUT_TOKENS,
         )
         target, routable = None, True
         try:
