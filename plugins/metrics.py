@@ -71,7 +71,7 @@ GENAI_PROVIDER = {
     "xai": "x_ai",
     "ark": "byteplus.modelark",
 }
-OPERATION = {"chat.completions": "chat", "embeddings": "embeddings"}
+OPERATION = {"chat.completions": "chat", "messages": "chat", "embeddings": "embeddings"}
 
 
 @attrs.define(kw_only=True)

@@ -20,7 +20,7 @@ import openai
 import orjson
 import pytest
 from aiohttp import web
-from plugway.testing import FakeGemini, FakeOpenAI, GatewayProcess, Status
+from plugway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, GatewayProcess, Status
 
 CANARY = "CANARY-7f3a9c-do-not-store"
 
@@ -68,6 +68,9 @@ EXPECTED = {
     # Prompt "one two three four five": 5 tokens, 2 of them cached; answer "echo: one two
     # three four five": 6 tokens, plus 5 thinking tokens billed as reasoning.
     "gemini": (3 * 10_000 + 2 * 1_000 + 6 * 20_000 + 5 * 30_000) / 1e6,
+    # Anthropic's own usage, translated by the anthropic provider: FakeAnthropic reports 11
+    # uncached input, 3 cache-read, 5 cache-write and 7 output tokens.
+    "anthropic": (11 * 30_000 + 3 * 3_000 + 5 * 37_500 + 7 * 150_000) / 1e6,
 }
 TEXTS = {"gemini": "one two three four five"}
 
@@ -91,7 +94,9 @@ class UsageFake(FakeOpenAI):
                 yield event
 
 
-def config(upstream: FakeOpenAI, gemini: FakeGemini, store: Path, spans: Path) -> str:
+def config(
+    upstream: FakeOpenAI, gemini: FakeGemini, anthropic: FakeAnthropic, store: Path, spans: Path
+) -> str:
     base = f'type = "openai"\nbase_url = "{upstream.url}/v1"\napi_key = "sk-test-0123456789"'
     return f"""
 [providers.up]
@@ -104,6 +109,16 @@ timeout = 3
 
 [providers.fake]
 type = "fake"
+
+[providers.claude]
+type = "anthropic"
+base_url = "{anthropic.url}"
+api_key = "sk-ant-test-0123456789"
+timeout = 3
+
+[[models]]
+name = "anthropic"
+targets = [{{ provider = "claude", model = "claude-sonnet-4-5", price = {{ input = 30000.0, cached_input = 3000.0, cache_write = 37500.0, output = 150000.0 }} }}]
 
 [providers.google]
 type = "gemini"
@@ -184,14 +199,23 @@ def gemini() -> Iterator[FakeGemini]:
 
 
 @pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("observed")
     return {"store": folder / "requests.db", "spans": folder / "spans.jsonl"}
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: UsageFake, gemini: FakeGemini, paths: dict[str, Path]) -> Iterator[GatewayProcess]:
-    with GatewayProcess(config(upstream, gemini, paths["store"], paths["spans"])) as gateway:
+def gw(
+    upstream: UsageFake, gemini: FakeGemini, anthropic: FakeAnthropic, paths: dict[str, Path]
+) -> Iterator[GatewayProcess]:
+    text = config(upstream, gemini, anthropic, paths["store"], paths["spans"])
+    with GatewayProcess(text) as gateway:
         yield gateway
 
 
@@ -256,7 +280,9 @@ def log_record(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
     raise AssertionError(f"no log line for {request_id}")
 
 
-@pytest.mark.parametrize("model", ["plain", "cached", "reasoning", "written", "table", "gemini"])
+@pytest.mark.parametrize(
+    "model", ["plain", "cached", "reasoning", "written", "table", "gemini", "anthropic"]
+)
 def test_cost_of_each_usage_shape_to_the_cent(
     gw: GatewayProcess, paths: dict[str, Path], model: str
 ) -> None:
@@ -280,6 +306,28 @@ def test_cost_of_each_usage_shape_to_the_cent(
         assert record["cost"] == pytest.approx(expected, abs=1e-12)
         assert row["cost"] == pytest.approx(expected, abs=1e-12)
         assert row["model"] == model and row["status"] == 200 and row["attempts"] == 1
+
+
+def test_anthropic_messages_endpoint_is_priced_too(
+    gw: GatewayProcess, paths: dict[str, Path]
+) -> None:
+    response = httpx.post(
+        gw.url + "/v1/messages",
+        headers={"anthropic-version": "2023-06-01"},
+        json={
+            "model": "anthropic",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hello"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["cache_creation_input_tokens"] == 5
+    assert float(response.headers["x-plugway-cost"]) == pytest.approx(EXPECTED["anthropic"])
+    request_id = response.headers["x-request-id"]
+    row = rows(paths["store"], [request_id])[request_id]
+    assert row["endpoint"] == "messages"
+    assert row["cost"] == pytest.approx(EXPECTED["anthropic"])
+    assert (row["input_tokens"], row["cached_tokens"], row["cache_write_tokens"]) == (11, 3, 5)
 
 
 def test_stored_tokens_by_class_and_stream_timings(
