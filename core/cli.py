@@ -1,4 +1,4 @@
-"""``plugway serve | check | route | plugins``."""
+"""``plugway serve | check | route | plugins | usage | whatif``."""
 
 from __future__ import annotations
 
@@ -49,7 +49,41 @@ def _parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list installed plugins and their hooks")
     plugins.add_argument("--config", "-c", help="TOML config file (for [plugins] disabled)")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    _add_report_parsers(commands)
     return parser
+
+
+def _add_report_parsers(commands: Any) -> None:
+    """``usage`` and ``whatif``: reports over the request store (plugway.plugins.store)."""
+    usage = commands.add_parser(
+        "usage", help="cost, tokens, errors and latency from the request store"
+    )
+    whatif = commands.add_parser(
+        "whatif", help="replay stored traffic against another routing config and price it"
+    )
+    for sub, default_since in ((usage, "24h"), (whatif, "7d")):
+        sub.add_argument("--db", help="the request store file (default: [plugins.store] path)")
+        sub.add_argument(
+            "--since",
+            default=default_since,
+            help=f"how far back, e.g. 30m, 24h, 7d (default {default_since})",
+        )
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    usage.add_argument("--config", "-c", help="the gateway's config (to find the store)")
+    usage.add_argument(
+        "--by",
+        choices=["model", "provider", "key", "team", "day"],
+        default="model",
+        help="group rows by (default model)",
+    )
+    whatif.add_argument(
+        "--config",
+        "-c",
+        required=True,
+        dest="other",
+        help="the routing config to replay the traffic against",
+    )
+    whatif.add_argument("--current", help="the gateway's current config (to find the store)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(args.config)
         if args.command == "route":
             return route(args)
+        if args.command in ("usage", "whatif"):
+            from plugway.plugins.store import reports
+
+            if args.command == "usage":
+                return reports.usage(
+                    db=args.db,
+                    config_path=args.config,
+                    by=args.by,
+                    since=args.since,
+                    as_json=args.json,
+                )
+            return reports.whatif(
+                db=args.db,
+                config_path=args.current,
+                other_config=args.other,
+                since=args.since,
+                as_json=args.json,
+            )
         return plugins(args.config, as_json=args.json)
     except ConfigError as exc:
         print(f"plugway: config error in {_source(args)}:", file=sys.stderr)
@@ -73,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _source(args: argparse.Namespace) -> str:
-    return str(getattr(args, "config", None) or os.environ.get(CONFIG_ENV) or "the built-in config")
+    path = getattr(args, "config", None) or getattr(args, "other", None)
+    return str(path or os.environ.get(CONFIG_ENV) or "the built-in config")
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import difflib
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Callable, Collection, Mapping
 from importlib import resources
 from pathlib import Path
@@ -308,6 +309,10 @@ def _format_exception(exc: BaseException, _type: Any) -> str:
         return "; ".join(parts) + f"; allowed fields are: {', '.join(allowed)}"
     if isinstance(exc, KeyError):
         return "missing required field"
+    if typing.get_origin(_type) is typing.Literal:  # a setting with a fixed set of values
+        choices = ", ".join(repr(choice) for choice in typing.get_args(_type))
+        got = str(exc).partition(" not in literal")[0]
+        return f"expected one of {choices}, got {got!r}"
     if isinstance(exc, TypeError | ValueError):
         message = str(exc)
         if message.startswith("expected"):

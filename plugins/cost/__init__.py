@@ -1,0 +1,135 @@
+"""The ``cost`` plugin: prices every request from its usage and the price table.
+
+``post_response`` (tryfirst, so every later observer sees it) splits ``ctx.usage`` into token
+classes, prices each class at the target's price, and sets ``ctx.cost`` (USD) and
+``ctx.state["cost"]`` (a :class:`CostRecord`). The price of a target is its ``price`` in the
+config when it has one, else the price table's entry for its provider type and model.
+
+At startup it also hands its prices to routing (``RoutingState.price``), so the
+``lowest-cost`` strategy ranks targets by the price table, not only by prices in the config.
+
+For non-streamed answers the cost also goes to the client as ``x-plugway-cost`` (USD, decimal).
+A stream's cost is known only once it has ended, after its headers went out: it is in the
+request log line, the request store and the metrics, not in a header.
+
+Settings (``[plugins.cost]``): ``prices_file`` (a TOML file shaped like the shipped
+``prices.toml``, merged over it) and ``header`` (send ``x-plugway-cost``, default true).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from loguru import logger
+from plugway.config import Config
+from plugway.context import Price, RequestContext, Target
+from plugway.hooks import hookimpl
+from plugway.plugins.cost.pricing import PriceTable, Tokens, cost_of, load_table, tokens_of
+from plugway.routing import StrategyEnv
+
+NAME = "cost"
+HEADER = "x-plugway-cost"
+
+
+@attrs.define(kw_only=True)
+class CostSettings:
+    #: A TOML price table (same shape as the shipped prices.toml) merged over the shipped one.
+    prices_file: str | None = None
+    #: Send the cost of non-streamed answers as the ``x-plugway-cost`` response header.
+    header: bool = True
+
+
+@attrs.frozen
+class CostRecord:
+    """What the cost plugin found for one request (in ``ctx.state["cost"]``)."""
+
+    tokens: Tokens
+    price: Price | None
+    usd: float | None
+
+
+class Pricer:
+    """Prices for the targets of one config: config override first, then the table."""
+
+    def __init__(self, config: Config, table: PriceTable) -> None:
+        self.table = table
+        self.types = {name: settings.type for name, settings in config.providers.items()}
+        self._unpriced: set[str] = set()
+
+    def price_of(self, target: Target) -> Price | None:
+        if target.price is not None:
+            return target.price
+        entry = self.table.lookup(self.types.get(target.provider, target.provider), target.model)
+        if entry is None:
+            if target.key not in self._unpriced:
+                self._unpriced.add(target.key)
+                logger.warning(
+                    "cost: no price for {} (provider type {!r}); its requests are "
+                    "not priced. Add price = {{...}} to the target or a "
+                    "prices_file entry.",
+                    target.key,
+                    self.types.get(target.provider),
+                )
+            return None
+        return entry.price
+
+    def record(self, target: Target | None, usage: dict[str, Any] | None) -> CostRecord:
+        tokens = tokens_of(usage)
+        if target is None or usage is None:  # no usage (a failure, or a stream without it)
+            return CostRecord(tokens, None, None)
+        price = self.price_of(target)
+        return CostRecord(tokens, price, None if price is None else cost_of(tokens, price))
+
+
+_state: dict[str, Any] = {}
+
+
+def pricer_for(config: Config) -> Pricer:
+    """A :class:`Pricer` for ``config`` with its ``[plugins.cost]`` settings applied."""
+    settings = config.plugin_settings.get(NAME) or CostSettings()
+    return Pricer(config, load_table(settings.prices_file))
+
+
+def format_usd(usd: float) -> str:
+    """A cost as a plain decimal (no exponent), at most 10 places."""
+    text = f"{usd:.10f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+@hookimpl
+def register_settings(register: Callable[..., None]) -> None:
+    register(NAME, CostSettings)
+
+
+def price_routing(env: StrategyEnv, pricer: Pricer) -> None:
+    """Let routing (the ``lowest-cost`` strategy) price targets with this table too, not only
+    the targets that carry their own ``price``."""
+    from plugway.plugins.routing.state import routing_state
+
+    routing_state(env).price = pricer.price_of
+
+
+@hookimpl
+def plugway_startup(app: Any, config: Config) -> None:
+    pricer = pricer_for(config)
+    _state["pricer"] = pricer
+    _state["settings"] = config.plugin_settings.get(NAME) or CostSettings()
+    gateway = getattr(getattr(app, "ctx", None), "gateway", None)
+    if gateway is not None:
+        price_routing(gateway.env, pricer)
+
+
+@hookimpl(tryfirst=True)
+def post_response(ctx: RequestContext) -> None:
+    pricer: Pricer | None = _state.get("pricer")
+    if pricer is None:
+        return
+    # The usage is the final attempt's (a stream cut or cancelled midway included).
+    last = ctx.final_attempt
+    record = pricer.record(last.target if last is not None else None, ctx.usage)
+    ctx.state[NAME] = record
+    ctx.cost = record.usd
+    if record.usd is not None and not ctx.stream and _state["settings"].header:
+        ctx.response_headers[HEADER] = format_usd(record.usd)
