@@ -18,6 +18,9 @@ import attrs
 from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
+
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import sse_event
 

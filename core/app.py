@@ -12,11 +12,12 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from plugway import errors, pipeline
+from plugway import edge, errors, pipeline
 from plugway.context import RequestContext, new_request_id
 from plugway.errors import GatewayError, InvalidRequest
 from plugway.gateway import Gateway, load_gateway
 from plugway.logs import configure_logging
+from plugway.redact import redact
 from plugway.sse import DONE, sse_event
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
@@ -47,11 +48,15 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
             "NOISY_EXCEPTIONS": False,
             "MOTD": False,
             "FALLBACK_ERROR_FORMAT": "json",
+            **edge.sanic_settings(server),
         }
     )
     app.ctx.gateway = gateway
 
     async def start(app: Sanic[Any, Any]) -> None:
+        # Sanic keeps the header limit on a class that any later Config() resets: set it
+        # again in the worker, just before serving.
+        app.config.update({"REQUEST_MAX_HEADER_SIZE": server.max_header_bytes})
         await gateway.startup(app)
 
     async def stop(app: Sanic[Any, Any]) -> None:
@@ -72,6 +77,7 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
         for path in paths:
             app.add_route(handler, path, methods=methods, name=_route_name(path))
     app.error_handler.add(Exception, render_exception)
+    edge.install_cors(app, server)
     gateway.hooks.call_sync_each(
         "register_routes", lambda _plugin: {"app": app, "config": gateway.config}
     )
@@ -280,7 +286,7 @@ def decision_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.headers.get(DEBUG_HEADER, "").strip().lower() == "route":
         headers[ROUTE_HEADER] = ctx.trace.compact(ctx.attempts)
     if ctx.response_headers:
-        headers.update(ctx.response_headers)
+        headers.update(edge.strip_hop_by_hop(ctx.response_headers))
     return headers
 
 
@@ -301,12 +307,11 @@ def error_response(
     if error.retry_after is not None:
         out["retry-after"] = str(max(1, math.ceil(error.retry_after)))
         out["retry-after-ms"] = str(int(error.retry_after * 1000))
-    return HTTPResponse(
-        orjson.dumps(error.to_body()) if body is None else body,
-        status=error.status,
-        headers=out,
-        content_type=JSON,
-    )
+    if body is None:
+        envelope = error.to_body()
+        envelope["error"]["message"] = redact(str(envelope["error"]["message"]))
+        body = orjson.dumps(envelope)
+    return HTTPResponse(body, status=error.status, headers=out, content_type=JSON)
 
 
 _SANIC_ERRORS: dict[int, type[GatewayError]] = {

@@ -14,6 +14,19 @@ from plugway.errors import ConfigError, PluginError
 from plugway.gateway import CONFIG_ENV, Gateway, load_gateway
 
 
+def _plugin_commands(commands: Any) -> None:
+    """Let plugins add subcommands (``register_commands``)."""
+    from plugway.hookcall import HookRunner
+    from plugway.plugin_loader import load_plugins
+
+    try:
+        hooks = HookRunner(load_plugins().pm)
+    except (PluginError, ConfigError) as exc:
+        print(f"plugway: plugin commands unavailable: {exc}", file=sys.stderr)
+        return
+    hooks.call_sync_results("register_commands", commands=commands)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plugway", description="A plugin-based AI gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--config", "-c", help="TOML config file (for [plugins] disabled)")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     _add_report_parsers(commands)
+    _plugin_commands(commands)
     return parser
 
 
@@ -113,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 since=args.since,
                 as_json=args.json,
             )
-        return plugins(args.config, as_json=args.json)
+        if args.command == "plugins":
+            return plugins(args.config, as_json=args.json)
+        return int(args.handler(args))
     except ConfigError as exc:
         print(f"plugway: config error in {_source(args)}:", file=sys.stderr)
         for problem in exc.problems:
@@ -142,11 +158,18 @@ def serve(args: argparse.Namespace) -> int:
     server = gateway.config.server
     _print_banner(gateway)
     from plugway.app import LOG_LEVEL_ENV, OVERRIDES_ENV, create_app
+    from plugway.edge import ssl_context
 
+    tls = ssl_context(server)
     if server.workers == 1:
         app = create_app(gateway)
         app.run(
-            host=server.host, port=server.port, single_process=True, access_log=False, motd=False
+            host=server.host,
+            port=server.port,
+            single_process=True,
+            access_log=False,
+            motd=False,
+            ssl=tls,
         )
         return 0
     from functools import partial
@@ -162,7 +185,12 @@ def serve(args: argparse.Namespace) -> int:
     loader = AppLoader(factory=partial(app_from_environment))
     app = loader.load()
     app.prepare(
-        host=server.host, port=server.port, workers=server.workers, access_log=False, motd=False
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        access_log=False,
+        motd=False,
+        ssl=tls,
     )
     Sanic.serve(primary=app, app_loader=loader)
     return 0
@@ -173,7 +201,8 @@ def _print_banner(gateway: Gateway) -> None:
     server = config.server
     names = ", ".join(gateway.router.model_names()) or "(none)"
     lines = [
-        f"plugway: serving http://{server.host}:{server.port}/v1 from {config.source}",
+        f"plugway: serving {'https' if server.tls_cert else 'http'}://{server.host}:"
+        f"{server.port}/v1 from {config.source}",
         f"plugway: models: {names}",
     ]
     lines += [f"plugway: {note}" for note in config.notes]

@@ -8,7 +8,11 @@ Shape (the names are a contract)::
     [[models]]          name, strategy, deadline, targets = [{provider, model, ...}], and
                         the routing policy (plugway.policy): retry, hedge, rules, fallbacks,
                         require_region, prefer_region
-    [plugins]           disabled = [...], and [plugins.NAME] tables checked by each plugin
+    [state]             backend ("memory" | a registered one, e.g. "redis"), url, prefix
+    [privacy]           zdr: refuse to start unless every plugin is content-free, and route
+                        only to targets (or providers) marked zdr = true
+    [plugins]           disabled = [...], allow = [...], and [plugins.NAME] tables checked
+                        by each plugin
 
 ``${VAR}`` and ``${VAR:-default}`` in any string read the environment. A config error lists
 every problem found, one per line, as ``path: what is wrong; what would be right``.
@@ -34,6 +38,7 @@ from plugway.errors import ConfigError
 from plugway.policy import Fallbacks, HedgePolicy, RetryPolicy, RoutePolicy, Rule
 from plugway.provider import ProviderSettings
 from plugway.registry import Registry
+from plugway.state import StateConfig
 
 
 @attrs.define(kw_only=True)
@@ -46,6 +51,24 @@ class ServerConfig:
     #: Seconds a client may take to send its request (slow-client protection).
     client_timeout: float = 30.0
     keep_alive_timeout: float = 75.0
+    #: Largest request head (request line and headers); larger ones get 413.
+    max_header_bytes: int = 8192
+    #: Serve HTTPS with this PEM certificate chain and private key (both or neither).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Lowest TLS version accepted: "1.2" or "1.3".
+    tls_min_version: str = "1.2"
+    #: How many reverse proxies in front of the gateway append to X-Forwarded-For. 0 (the
+    #: default) ignores the header: the client address is the socket's peer.
+    forwarded_proxies: int = 0
+    #: Origins allowed by CORS; empty (the default) sends no CORS headers at all.
+    cors_origins: list[str] = attrs.field(factory=list)
+
+
+@attrs.define(kw_only=True)
+class PrivacyConfig:
+    #: Zero data retention as a checked promise (see the module docstring).
+    zdr: bool = False
 
 
 @attrs.define(kw_only=True)
@@ -64,6 +87,8 @@ class TargetConfig:
     tags: list[str] = attrs.field(factory=list)
     #: The model's context size in tokens (for context-window fallbacks).
     context_window: int | None = None
+    #: This target keeps no data (overrides the provider's ``zdr``).
+    zdr: bool | None = None
 
 
 @attrs.define(kw_only=True)
@@ -91,14 +116,20 @@ class Config:
     routing: RoutingConfig = attrs.field(factory=RoutingConfig)
     providers: dict[str, ProviderSettings] = attrs.field(factory=dict)
     models: list[ModelConfig] = attrs.field(factory=list)
+    state: StateConfig = attrs.field(factory=StateConfig)
+    privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
     disabled_plugins: list[str] = attrs.field(factory=list)
+    allowed_plugins: list[str] | None = None
     plugin_settings: dict[str, Any] = attrs.field(factory=dict)
     source: str = "<built-in default>"
     notes: list[str] = attrs.field(factory=list)
 
     def routes(self) -> dict[str, Route]:
         """Model name -> route, in config order."""
-        return {model.name: _route_of(model, self.routing.deadline) for model in self.models}
+        return {
+            model.name: _route_of(model, self.routing.deadline, self.providers)
+            for model in self.models
+        }
 
     def longest_deadline(self) -> float:
         deadlines = [self.routing.deadline] + [m.deadline for m in self.models if m.deadline]
@@ -106,7 +137,9 @@ class Config:
         return max(deadlines + timeouts)
 
 
-def _route_of(model: ModelConfig, default_deadline: float) -> Route:
+def _route_of(
+    model: ModelConfig, default_deadline: float, providers: Mapping[str, ProviderSettings]
+) -> Route:
     targets = tuple(
         Target(
             provider=t.provider,
@@ -116,6 +149,7 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
             region=t.region,
             tags=tuple(t.tags),
             context_window=t.context_window,
+            zdr=t.zdr if t.zdr is not None else _provider_zdr(providers.get(t.provider)),
         )
         for t in model.targets
     )
@@ -135,6 +169,10 @@ def _route_of(model: ModelConfig, default_deadline: float) -> Route:
         options=dict(model.options),
         policy=policy,
     )
+
+
+def _provider_zdr(settings: ProviderSettings | None) -> bool:
+    return bool(getattr(settings, "zdr", False))
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -357,8 +395,8 @@ def _one_of(kind: str, choices: list[str]) -> str:
     return f"{kind} are: {', '.join(sorted(choices))}" if choices else f"no {kind} are installed"
 
 
-TOP_LEVEL = ("server", "routing", "providers", "models", "plugins")
-RESERVED_PLUGIN_KEYS = ("disabled",)
+TOP_LEVEL = ("server", "routing", "providers", "models", "plugins", "state", "privacy")
+RESERVED_PLUGIN_KEYS = ("disabled", "allow")
 
 
 def disabled_plugins(data: Mapping[str, Any]) -> list[str]:
@@ -372,6 +410,20 @@ def disabled_plugins(data: Mapping[str, Any]) -> list[str]:
             f"plugins.disabled: expected an array of plugin names, got {_describe(disabled)}"
         )
     return list(disabled)
+
+
+def allowed_plugins(data: Mapping[str, Any]) -> list[str] | None:
+    """``[plugins] allow``: when given, only these plugins (built-ins included) load, so that
+    merely installing a package does not enable it. Read before plugins load."""
+    plugins = data.get("plugins", {})
+    if not isinstance(plugins, dict) or "allow" not in plugins:
+        return None
+    allow = plugins["allow"]
+    if not isinstance(allow, list) or not all(isinstance(x, str) for x in allow):
+        raise ConfigError(
+            f"plugins.allow: expected an array of plugin names, got {_describe(allow)}"
+        )
+    return list(allow)
 
 
 def build_config(
@@ -397,6 +449,17 @@ def build_config(
             )
     server = structure(data.get("server", {}), ServerConfig, "server", problems)
     routing = structure(data.get("routing", {}), RoutingConfig, "routing", problems)
+    state = structure(data.get("state", {}), StateConfig, "state", problems)
+    privacy = structure(data.get("privacy", {}), PrivacyConfig, "privacy", problems)
+    if state is not None and state.backend not in registry.state_backends:
+        known_backends = list(registry.state_backends)
+        problems.append(
+            f"state.backend: unknown state backend {state.backend!r}"
+            f"{_closest(state.backend, known_backends)}; "
+            f"{_one_of('installed state backends', known_backends)}"
+        )
+    if server is not None:
+        _check_server(server, problems)
     providers = _structure_providers(data.get("providers", {}), registry, problems)
     models = _structure_models(data.get("models", []), problems)
     plugin_settings = _structure_plugin_settings(data.get("plugins", {}), registry, problems)
@@ -410,15 +473,35 @@ def build_config(
     if problems:
         raise ConfigError(problems)
     assert server is not None and routing is not None  # no problems means all were made
+    assert state is not None and privacy is not None
     return Config(
         server=server,
         routing=routing,
+        state=state,
+        privacy=privacy,
+        allowed_plugins=allowed_plugins(data),
         providers=providers or {},
         models=models or [],
         disabled_plugins=disabled_plugins(data),
         plugin_settings=plugin_settings,
         source=source,
     )
+
+
+def _check_server(server: ServerConfig, problems: list[str]) -> None:
+    if (server.tls_cert is None) != (server.tls_key is None):
+        problems.append(
+            "server.tls_cert: give both tls_cert and tls_key (PEM files) to serve HTTPS, or neither"
+        )
+    if server.tls_min_version not in ("1.2", "1.3"):
+        problems.append(
+            f"server.tls_min_version: {server.tls_min_version!r} is not supported; "
+            'use "1.2" or "1.3"'
+        )
+    if server.forwarded_proxies < 0:
+        problems.append("server.forwarded_proxies: must be 0 or more")
+    if server.max_header_bytes < 1024:
+        problems.append("server.max_header_bytes: too small; use 1024 or more")
 
 
 def _structure_providers(

@@ -44,6 +44,8 @@ class Target:
     tags: tuple[str, ...] = ()
     options: Mapping[str, Any] = attrs.field(factory=dict)
     context_window: int | None = None
+    #: The target keeps no prompt or completion data ([privacy] zdr routes only to these).
+    zdr: bool = False
 
     def named_by(self, name: str) -> bool:
         """True when ``name`` (from a rule or a fallback list) names this target: its

@@ -95,6 +95,19 @@ class HookRunner:
                     "plugin {!r} failed in hook {}", impl.plugin, hook_name
                 )
 
+    def call_sync_results(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every impl synchronously; the non-``None`` results, in order."""
+        out = []
+        for impl in self._impls.get(hook_name, ()):
+            result = impl.call(kwargs)
+            if inspect.isawaitable(result):
+                raise PluginFailed(
+                    f"plugin '{impl.plugin}' implements {hook_name} as async; it must be sync"
+                )
+            if result is not None:
+                out.append(result)
+        return out
+
     def call_sync_each(self, hook_name: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
         """Call every impl synchronously with kwargs made for its plugin (registration hooks,
         whose ``register`` callback records which plugin registered what)."""

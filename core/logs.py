@@ -1,5 +1,5 @@
 """Log set-up for ``plugway serve``: request records as bare JSON lines, the rest with time
-and level. Nothing here formats payloads."""
+and level. Nothing here formats payloads; every line is redacted (:mod:`plugway.redact`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from loguru import logger
+from plugway.redact import RedactingSink, install_logging_filter
 
 
 def _format(record: Any) -> str:
@@ -18,4 +19,13 @@ def _format(record: Any) -> str:
 
 def configure_logging(level: str = "INFO") -> None:
     logger.remove()
-    logger.add(sys.stderr, level=level, format=_format, backtrace=False, diagnose=False)
+    # Every line goes through redaction (credentials never reach the log), Sanic's too.
+    logger.add(
+        RedactingSink(sys.stderr),
+        level=level,
+        format=_format,
+        backtrace=False,
+        diagnose=False,
+        colorize=False,
+    )
+    install_logging_filter()

@@ -39,6 +39,10 @@ async def route(gw: Gateway, ctx: RequestContext) -> None:
     ctx.trace.candidates = [t.key for t in ctx.route.targets]
     plan = await gw.hooks.call_first("select_provider", ctx=ctx, candidates=ctx.route.targets)
     unknown = [t for t in plan or () if t.provider not in gw.providers]
+    if plan and not unknown and gw.config.privacy.zdr:
+        # Zero data retention: whatever a strategy or routing hook chose, only targets that
+        # keep no data are tried.
+        plan = [t for t in plan if t.zdr or gw.providers[t.provider].settings.zdr]
     if not plan or unknown:
         detail = f" (unknown provider {unknown[0].provider!r})" if unknown else ""
         raise ServiceUnavailable(

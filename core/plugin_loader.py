@@ -4,6 +4,17 @@ Every plugin, built-ins included, is an entry point in the ``plugway`` group. In
 package that declares one is how a team adds a plugin; ``[plugins] disabled = [...]`` in the
 config and ``PLUGWAY_DISABLE_PLUGINS=a,b`` turn plugins off by entry-point name.
 Built-ins (distribution ``plugway``) register first, so installed plugins run before them.
+``[plugins] allow = [...]``, when given, is an allowlist: only the plugins it names load
+(built-ins included), so installing a package does not enable it in a hardened deployment.
+
+A plugin declares that it writes no prompt or completion text anywhere (logs, files, stores,
+other services) with a module (or object) attribute ``PLUGWAY_RETAINS_CONTENT = False``;
+``[privacy] zdr = true`` refuses to start while an enabled plugin lacks that declaration.
+
+A plugin whose work depends on its settings may define ``plugway_enabled(config) -> bool``
+(a module attribute, not a hook): when it returns False for the loaded config, the plugin is
+unregistered before the gateway is built, so an idle filter costs nothing on the request
+path (a ``stream_chunk`` impl alone makes the core parse every streamed chunk).
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ class PluginInfo:
     builtin: bool
     module: str
     hooks: tuple[str, ...]
+    #: The plugin's ``PLUGWAY_RETAINS_CONTENT`` declaration; None when it made none.
+    retains_content: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False) | {"hooks": list(self.hooks)}
@@ -43,6 +56,8 @@ class LoadedPlugins:
     pm: pluggy.PluginManager
     infos: tuple[PluginInfo, ...]
     disabled: tuple[str, ...]
+    #: Loaded, but unregistered for this config because ``plugway_enabled(config)`` said so.
+    idle: tuple[str, ...] = ()
 
 
 def disabled_from_env() -> set[str]:
@@ -81,6 +96,7 @@ def _refuse_wrappers(pm: pluggy.PluginManager, plugin: object, name: str, dist: 
 def load_plugins(
     disabled: Iterable[str] = (),
     extra: Sequence[tuple[str, object]] = (),
+    allow: Iterable[str] | None = None,
 ) -> LoadedPlugins:
     """Make a fresh plugin manager with every installed plugin not disabled, then ``extra``
     (name, plugin object) pairs, which tests and embedding code use.
@@ -92,11 +108,12 @@ def load_plugins(
     pm.add_hookspecs(hookspecs)
     from_config = set(disabled)
     skip = from_config | disabled_from_env()
+    allowed = None if allow is None else set(allow)
     infos: list[PluginInfo] = []
     seen: dict[str, str] = {}
     for ep in _ordered_entry_points():
         dist, version = _distribution_of(ep)
-        if ep.name in skip:
+        if ep.name in skip or (allowed is not None and ep.name not in allowed):
             seen[ep.name] = dist
             continue
         if ep.name in seen:
@@ -126,13 +143,20 @@ def load_plugins(
             f"{exc}; plugway has no such hook (see plugway.hooks.hookspecs), or mark it "
             "@hookimpl(optionalhook=True) if another plugin defines it",
         ) from exc
+    if allowed is not None and sorted(allowed - set(seen)):
+        raise ConfigError(
+            f"plugins.allow: no installed plugin is named "
+            f"{', '.join(map(repr, sorted(allowed - set(seen))))}; "
+            f"installed plugins are: {', '.join(sorted(seen))}"
+        )
     unknown = sorted(from_config - set(seen))
     if unknown:
         raise ConfigError(
             f"plugins.disabled: no installed plugin is named {', '.join(map(repr, unknown))}; "
             f"installed plugins are: {', '.join(sorted(seen))}"
         )
-    return LoadedPlugins(pm, tuple(infos), tuple(sorted(skip & set(seen))))
+    not_allowed = set() if allowed is None else set(seen) - allowed - {n for n, _ in extra}
+    return LoadedPlugins(pm, tuple(infos), tuple(sorted((skip | not_allowed) & set(seen))))
 
 
 def _register(
@@ -151,4 +175,22 @@ def _register(
         builtin=dist == BUILTIN_DISTRIBUTION,
         module=module,
         hooks=hooks,
+        retains_content=_retains_content(plugin),
     )
+
+
+def _retains_content(plugin: object) -> bool | None:
+    declared = getattr(plugin, "PLUGWAY_RETAINS_CONTENT", None)
+    return declared if isinstance(declared, bool) else None
+
+
+def deactivate_idle(plugins: LoadedPlugins, config: Any) -> LoadedPlugins:
+    """Unregister the plugins whose ``plugway_enabled(config)`` is False."""
+    idle = []
+    for info in plugins.infos:
+        plugin = plugins.pm.get_plugin(info.name)
+        enabled = getattr(plugin, "plugway_enabled", None)
+        if plugin is not None and callable(enabled) and not enabled(config):
+            plugins.pm.unregister(plugin)
+            idle.append(info.name)
+    return attrs.evolve(plugins, idle=tuple(idle))

@@ -32,6 +32,8 @@ class ProviderSettings:
     headers: dict[str, str] = attrs.field(factory=dict)
     models: list[str] = attrs.field(factory=list)
     max_connections: int = 1000
+    #: This account keeps no prompt or completion data (a zero-data-retention agreement).
+    zdr: bool = False
 
 
 @attrs.define(slots=True)

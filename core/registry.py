@@ -9,6 +9,7 @@ import attrs
 from plugway.errors import PluginError
 from plugway.hookcall import HookRunner
 from plugway.provider import Provider, ProviderType
+from plugway.state import MemoryBackend
 
 
 @attrs.frozen
@@ -23,6 +24,8 @@ class Registry:
     providers: dict[str, ProviderType] = attrs.field(factory=dict)
     strategies: dict[str, StrategyType] = attrs.field(factory=dict)
     settings: dict[str, type[Any]] = attrs.field(factory=dict)
+    #: state backend name -> (factory, plugin); "memory" is the core's own
+    state_backends: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
 
     @classmethod
     def collect(cls, hooks: HookRunner) -> Registry:
@@ -31,6 +34,8 @@ class Registry:
         hooks.call_sync_each("register_providers", registry._provider_register)
         hooks.call_sync_each("register_strategies", registry._strategy_register)
         hooks.call_sync_each("register_settings", registry._settings_register)
+        registry.state_backends["memory"] = (MemoryBackend, "plugway.core")
+        hooks.call_sync_each("register_state_backends", registry._state_register)
         return registry
 
     def _provider_register(self, plugin: str) -> dict[str, Any]:
@@ -70,5 +75,16 @@ class Registry:
             if name in self.settings:
                 raise PluginError(f"settings '{name}' are registered twice (plugin '{plugin}')")
             self.settings[name] = settings_class
+
+        return {"register": register}
+
+    def _state_register(self, plugin: str) -> dict[str, Any]:
+        def register(name: str, factory: Any) -> None:
+            if name in self.state_backends:
+                raise PluginError(
+                    f"state backend '{name}' is registered by both plugin "
+                    f"'{self.state_backends[name][1]}' and plugin '{plugin}'"
+                )
+            self.state_backends[name] = (factory, plugin)
 
         return {"register": register}

@@ -81,6 +81,52 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
     """
 
 
+@hookspec
+def register_state_backends(register: Callable[..., None]) -> None:
+    """Add shared-state backends (see :mod:`plugway.state`).
+
+    Call ``register(name, factory)``; ``factory(state_config)`` returns a
+    :class:`plugway.state.StateBackend`. ``[state] backend = "name"`` picks one; the core's
+    ``memory`` backend is the default. The gateway makes one backend per worker, opens it
+    before ``plugway_startup`` and closes it after ``plugway_shutdown``; plugins use it as
+    ``gateway.state``. Registering a name twice is a startup error. Sync only.
+    """
+
+
+@hookspec
+def check_config(config: Config) -> list[str] | None:
+    """Check the whole validated config once it is built, before anything starts.
+
+    Return a list of problems (each ``path: what is wrong; what would be right``) to refuse
+    the config, or ``None``. An impl may also append startup notes to ``config.notes`` (the
+    banner prints them). Called by ``plugway serve`` and ``plugway check``. Sync only.
+    """
+
+
+@hookspec
+def register_commands(commands: Any) -> None:
+    """Add ``plugway`` subcommands (``plugway keys ...``, ``plugway audit ...``).
+
+    ``commands`` is the CLI's argparse sub-parsers object: call
+    ``parser = commands.add_parser(name, help=...)``, add arguments, then
+    ``parser.set_defaults(handler=fn)``; ``fn(args) -> int`` runs the command and returns the
+    exit status. Plugins are loaded without a config for this, so ``[plugins] disabled`` does
+    not hide commands. Sync only.
+    """
+
+
+@hookspec
+def audit_event(event: dict[str, Any], config: Config) -> None:
+    """Record one administrative action: a key created or revoked, a config loaded.
+
+    ``config`` is the config of the gateway (or CLI command) the action happened in.
+    ``event`` holds ``action`` (``"key.create"``, ``"key.revoke"``, ``"config.load"``),
+    ``actor`` (``"master"``, ``"cli"``, a key id) and details such as ``key_id`` and ``team``;
+    never a key, a digest or a secret. Called from the event loop and from CLI commands, so keep
+    it short (append a line, enqueue). Sync only. Fails open.
+    """
+
+
 @hookspec(firstresult=True)
 def render_error(request: Request, error: GatewayError, request_id: str) -> HTTPResponse | None:
     """Render an error the framework raised (404, 405, 413, a slow client) for a route the

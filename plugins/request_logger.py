@@ -14,6 +14,9 @@ from loguru import logger
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 CHANNEL = "request"
 _log = logger.bind(channel=CHANNEL)
 

@@ -1,0 +1,113 @@
+"""Redaction of credentials from any text that leaves the process: log lines (loguru and the
+standard ``logging`` Sanic uses, tracebacks included), error bodies and CLI output.
+
+Two layers:
+
+* patterns: the values of ``Authorization``, ``x-api-key``, ``api-key`` and
+  ``x-goog-api-key`` (as headers, in dict reprs and JSON), ``key=`` and ``api_key=`` query
+  values, bearer tokens, and well-known key shapes (``sk-...``, ``pw-...``, ``AIza...``);
+* exact secrets: every value registered with :func:`register_secret` (the gateway registers
+  each provider's ``api_key`` and header values and ``PLUGWAY_MASTER_KEY``), whatever shape.
+
+A redacted value reads ``[REDACTED]``: no prefix or suffix, which would leak part of a key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TextIO
+
+MASK = "[REDACTED]"
+_HEADER_NAMES = (
+    r"authorization|proxy-authorization|x-api-key|api[-_]key|x-goog-api-key|master[-_]key"
+)
+_PATTERNS = (
+    # header: value  /  'header': 'value'  /  "header":"value"
+    re.compile(
+        rf"""(?ix)(["']?(?:{_HEADER_NAMES})["']?\s*[:=]\s*["']?)
+        (?:bearer\s+|basic\s+)?([^"'\s,}}\]&]+)"""
+    ),
+    re.compile(r"(?i)([?&](?:key|api_key|api-key|apikey|access_token|token)=)([^&\s\"'#]+)"),
+    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{8,})"),
+    re.compile(r"()\b(?:sk|pw|mk|rk)-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"()\bAIza[0-9A-Za-z_-]{30,}"),
+    re.compile(r"()\bsk-ant-[A-Za-z0-9_-]{16,}"),
+)
+_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` wherever it appears from now on (values under 8 characters are too
+    short to match safely and are skipped)."""
+    global _secret_pattern
+    if not value or len(value) < 8 or value in _secrets:
+        return
+    _secrets.add(value)
+    ordered = sorted(_secrets, key=len, reverse=True)
+    _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential replaced by ``[REDACTED]``."""
+    if _secret_pattern is not None:
+        text = _secret_pattern.sub(MASK, text)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """Redact every string inside a JSON-like value (dicts, lists), keys included."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+class RedactingSink:
+    """A loguru sink that redacts each formatted message (traceback included) before
+    writing it to ``stream``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, message: Any) -> None:
+        self.stream.write(redact(str(message)))
+        self.stream.flush()
+
+
+class RedactingFilter(logging.Filter):
+    """A ``logging`` filter that redacts the message and any exception text of a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info:
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def install_logging_filter(
+    names: tuple[str, ...] = ("", "sanic.root", "sanic.error", "sanic.access", "sanic.server"),
+) -> None:
+    """Put :class:`RedactingFilter` on the handlers of the standard loggers Sanic uses."""
+    redacting = RedactingFilter()
+    for name in names:
+        log = logging.getLogger(name)
+        log.addFilter(redacting)
+        for handler in log.handlers:
+            handler.addFilter(redacting)
+
+
+Redactor = Callable[[str], str]
