@@ -18,11 +18,11 @@ import attrs
 from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
+from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
+from plugway.sse import sse_event
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
-from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
-from plugway.sse import sse_event
 
 
 @attrs.define(kw_only=True)

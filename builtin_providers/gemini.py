@@ -24,6 +24,9 @@ from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.upstream import make_http_client, parse_retry_after, transport_error
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 @attrs.define(kw_only=True)
 class GeminiSettings(ProviderSettings):

@@ -28,12 +28,12 @@ from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
 from plugway.hooks import hookimpl
-
-#: Writes no prompt or completion text anywhere (see [privacy] zdr).
-PLUGWAY_RETAINS_CONTENT = False
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
 from plugway.upstream import error_from_response, make_http_client, transport_error
+
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
 
 
 @attrs.define(kw_only=True)

@@ -21,9 +21,8 @@ def _plugin_commands(commands: Any) -> None:
 
     try:
         hooks = HookRunner(load_plugins().pm)
-    except (PluginError, ConfigError) as exc:
-        print(f"plugway: plugin commands unavailable: {exc}", file=sys.stderr)
-        return
+    except (PluginError, ConfigError):
+        return  # the command itself reports a broken plugin
     hooks.call_sync_results("register_commands", commands=commands)
 
 

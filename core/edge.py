@@ -12,6 +12,7 @@ from typing import Any
 
 from plugway.config import ServerConfig
 from sanic import HTTPResponse, Request, Sanic
+from sanic.response import BaseHTTPResponse
 
 #: Headers never sent back on an answer: hop-by-hop headers (RFC 9110 7.6.1) are the
 #: gateway's own business and the upstream's are never copied onto a client response.
@@ -53,7 +54,7 @@ def ssl_context(server: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
-def install_cors(app: Sanic, server: ServerConfig) -> None:
+def install_cors(app: Sanic[Any, Any], server: ServerConfig) -> None:
     """Answer CORS only for the configured origins (``"*"`` allows any); with none
     configured, no CORS header is ever sent and preflights get the usual 404/405."""
     origins = frozenset(server.cors_origins)
@@ -85,7 +86,7 @@ def install_cors(app: Sanic, server: ServerConfig) -> None:
             },
         )
 
-    async def annotate(request: Request, response: HTTPResponse) -> None:
+    async def annotate(request: Request, response: BaseHTTPResponse) -> None:
         origin = allowed(request)
         if origin is not None:
             response.headers["access-control-allow-origin"] = origin

@@ -36,24 +36,24 @@ _PATTERNS = (
     re.compile(r"()\bsk-ant-[A-Za-z0-9_-]{16,}"),
 )
 _secrets: set[str] = set()
-_secret_pattern: re.Pattern[str] | None = None
+#: [the compiled pattern of every registered secret], a one-item list so it can be replaced
+_secret_pattern: list[re.Pattern[str]] = []
 
 
 def register_secret(value: str | None) -> None:
     """Redact ``value`` wherever it appears from now on (values under 8 characters are too
     short to match safely and are skipped)."""
-    global _secret_pattern
     if not value or len(value) < 8 or value in _secrets:
         return
     _secrets.add(value)
     ordered = sorted(_secrets, key=len, reverse=True)
-    _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+    _secret_pattern[:] = [re.compile("|".join(re.escape(s) for s in ordered))]
 
 
 def redact(text: str) -> str:
     """``text`` with every credential replaced by ``[REDACTED]``."""
-    if _secret_pattern is not None:
-        text = _secret_pattern.sub(MASK, text)
+    for pattern in _secret_pattern:
+        text = pattern.sub(MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text

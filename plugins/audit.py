@@ -148,8 +148,13 @@ class Writer:
         self.thread.join(10)
 
 
-_settings = AuditSettings()
-_writer: Writer | None = None
+@attrs.define
+class _Runtime:
+    settings: AuditSettings = attrs.field(factory=AuditSettings)
+    writer: Writer | None = None
+
+
+_rt = _Runtime()
 
 
 def plugway_enabled(config: Any) -> bool:
@@ -163,13 +168,12 @@ def register_settings(register: Callable[..., None]) -> None:
 
 @hookimpl
 def plugway_startup(config: Any) -> None:
-    global _settings, _writer
-    _settings = config.plugin_settings["audit"]
-    _writer = Writer(AuditLog(_settings.path))
+    _rt.settings = config.plugin_settings["audit"]
+    _rt.writer = writer = Writer(AuditLog(_rt.settings.path))
     config_hash = None
     if config.source and Path(config.source).is_file():
         config_hash = hashlib.sha256(Path(config.source).read_bytes()).hexdigest()
-    _writer.put(
+    writer.put(
         "admin",
         {
             "action": "config.load",
@@ -185,15 +189,15 @@ def plugway_startup(config: Any) -> None:
 async def plugway_shutdown() -> None:
     import asyncio
 
-    if _writer is not None:
-        await asyncio.to_thread(_writer.close)
+    if _rt.writer is not None:
+        await asyncio.to_thread(_rt.writer.close)
 
 
 @hookimpl
 def audit_event(event: dict[str, Any], config: Any) -> None:
     fields = {k: v for k, v in event.items() if k in _ADMIN_FIELDS}
-    if _writer is not None:
-        _writer.put("admin", fields)
+    if _rt.writer is not None:
+        _rt.writer.put("admin", fields)
     else:  # a CLI command: no writer thread, append now
         AuditLog(config.plugin_settings["audit"].path).append("admin", fields)
 
@@ -203,11 +207,12 @@ _ADMIN_FIELDS = frozenset({"action", "actor", "key_id", "team", "source", "detai
 
 @hookimpl(trylast=True)
 def post_response(ctx: RequestContext) -> None:
-    if _writer is None or not _settings.requests:
+    writer = _rt.writer
+    if writer is None or not _rt.settings.requests:
         return
     served = ctx.served_by
     usage = ctx.usage or {}
-    _writer.put(
+    writer.put(
         "request",
         {
             "request_id": ctx.request_id,

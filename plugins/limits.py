@@ -33,7 +33,7 @@ from plugway.errors import RateLimited
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
 from plugway.plugins.keys.store import VirtualKey
-from plugway.state import window
+from plugway.state import StateBackend, window
 
 #: Counts tokens and dollars; keeps no prompt or completion text.
 PLUGWAY_RETAINS_CONTENT = False
@@ -78,8 +78,15 @@ class Reservation:
 
 #: Wall clock used for windows and periods (tests may replace it).
 clock: Callable[[], float] = time.time
-_gw: Gateway | None = None
-_settings: LimitsSettings = LimitsSettings()
+
+
+@attrs.define
+class _Runtime:
+    gateway: Gateway | None = None
+    settings: LimitsSettings = attrs.field(factory=LimitsSettings)
+
+
+_rt = _Runtime()
 
 
 @hookimpl
@@ -100,9 +107,8 @@ def check_config(config: Config) -> list[str] | None:
 
 @hookimpl
 def plugway_startup(app: Any, config: Config) -> None:
-    global _gw, _settings
-    _gw = app.ctx.gateway
-    _settings = config.plugin_settings["limits"]
+    _rt.gateway = app.ctx.gateway
+    _rt.settings = config.plugin_settings["limits"]
 
 
 def _reset(seconds: float) -> str:
@@ -124,109 +130,133 @@ def _throttled(
 @hookimpl
 async def pre_route(ctx: RequestContext) -> None:
     key: VirtualKey | None = ctx.state.get("keys")
-    gw = _gw
+    gw = _rt.gateway
     if key is None or gw is None:
         return
-    state, limits, now = gw.state, key.limits, clock()
-    per_model = limits.models.get(ctx.model, {})
-    number, left = window(now, MINUTE)
-    taken: list[str] = []  # counters incremented so far, given back on refusal
-    headers: dict[str, str] = {}
+    admission = Admission(gw.state, key, ctx.model, clock())
+    try:
+        await admission.requests()
+        await admission.tokens()
+        await admission.inflight()
+        await admission.budgets(gw, ctx)
+    except RateLimited:
+        await admission.give_back()
+        raise
+    ctx.state[STATE] = admission.reservation
+    ctx.response_headers.update(admission.headers)
 
-    async def give_back() -> None:
-        if taken:
-            await state.incr_many([(k, -1, None) for k in taken])
 
-    rpm = [
-        (f"rl:{key.id}:rpm:{number}", limits.rpm),
-        (f"rl:{key.id}:m:{ctx.model}:rpm:{number}", per_model.get("rpm")),
-    ]
-    rpm = [(k, limit) for k, limit in rpm if limit is not None]
-    if rpm:
-        values = await state.incr_many([(k, 1, MINUTE + 5) for k, _ in rpm])
-        taken += [k for k, _ in rpm]
+class Admission:
+    """The checks of one request, in order; each records what it took, so that a refusal
+    gives everything back (:meth:`give_back`)."""
+
+    def __init__(self, state: StateBackend, key: VirtualKey, model: str, now: float) -> None:
+        self.state, self.key, self.model, self.now = state, key, model, now
+        self.limits = key.limits
+        self.per_model = self.limits.models.get(model, {})
+        self.number, self.left = window(now, MINUTE)
+        self.taken: list[str] = []  # request counters incremented so far
+        self.headers: dict[str, str] = {}
+        self.reservation = Reservation()
+
+    def _pairs(self, kind: str) -> list[tuple[str, int]]:
+        pairs = [
+            (f"rl:{self.key.id}:{kind}:{self.number}", getattr(self.limits, kind)),
+            (f"rl:{self.key.id}:m:{self.model}:{kind}:{self.number}", self.per_model.get(kind)),
+        ]
+        return [(k, limit) for k, limit in pairs if limit is not None]
+
+    async def requests(self) -> None:
+        rpm = self._pairs("rpm")
+        if not rpm:
+            return
+        values = await self.state.incr_many([(k, 1, MINUTE + 5) for k, _ in rpm])
+        self.taken += [k for k, _ in rpm]
         for (_, limit), value in zip(rpm, values, strict=True):
-            headers.setdefault("x-ratelimit-limit-requests", str(limit))
-            headers.setdefault("x-ratelimit-remaining-requests", str(max(0, int(limit - value))))
-            headers.setdefault("x-ratelimit-reset-requests", _reset(left))
+            self.headers.setdefault("x-ratelimit-limit-requests", str(limit))
+            self.headers.setdefault(
+                "x-ratelimit-remaining-requests", str(max(0, int(limit - value)))
+            )
+            self.headers.setdefault("x-ratelimit-reset-requests", _reset(self.left))
             if value > limit:
-                await give_back()
-                headers["x-ratelimit-remaining-requests"] = "0"
+                self.headers["x-ratelimit-remaining-requests"] = "0"
+                scope = f" for model '{self.model}'" if limit == self.per_model.get("rpm") else ""
                 raise _throttled(
-                    f"Rate limit reached for requests: {limit} per minute"
-                    + (f" for model '{ctx.model}'" if limit == per_model.get("rpm") else "")
-                    + f". Try again in {_reset(left)}.",
-                    left,
-                    headers,
+                    f"Rate limit reached for requests: {limit} per minute{scope}. "
+                    f"Try again in {_reset(self.left)}.",
+                    self.left,
+                    self.headers,
                 )
 
-    tpm = [
-        (f"rl:{key.id}:tpm:{number}", limits.tpm),
-        (f"rl:{key.id}:m:{ctx.model}:tpm:{number}", per_model.get("tpm")),
-    ]
-    tpm = [(k, limit) for k, limit in tpm if limit is not None]
-    for k, limit in tpm:
-        used = float(await state.get(k) or 0)
-        headers.setdefault("x-ratelimit-limit-tokens", str(limit))
-        headers.setdefault("x-ratelimit-remaining-tokens", str(max(0, int(limit - used))))
-        headers.setdefault("x-ratelimit-reset-tokens", _reset(left))
-        if used >= limit:
-            await give_back()
-            headers["x-ratelimit-remaining-tokens"] = "0"
-            raise _throttled(
-                f"Rate limit reached for tokens: {limit} per minute. Try again in {_reset(left)}.",
-                left,
-                headers,
-            )
+    async def tokens(self) -> None:
+        tpm = self._pairs("tpm")
+        for k, limit in tpm:
+            used = float(await self.state.get(k) or 0)
+            self.headers.setdefault("x-ratelimit-limit-tokens", str(limit))
+            self.headers.setdefault("x-ratelimit-remaining-tokens", str(max(0, int(limit - used))))
+            self.headers.setdefault("x-ratelimit-reset-tokens", _reset(self.left))
+            if used >= limit:
+                self.headers["x-ratelimit-remaining-tokens"] = "0"
+                raise _throttled(
+                    f"Rate limit reached for tokens: {limit} per minute. "
+                    f"Try again in {_reset(self.left)}.",
+                    self.left,
+                    self.headers,
+                )
+        self.reservation.tpm = [k.rsplit(":", 1)[0] for k, _ in tpm]
 
-    reservation = Reservation(tpm=[k.rsplit(":", 1)[0] for k, _ in tpm])
-    if limits.max_parallel is not None:
-        inflight = f"rl:{key.id}:inflight"
-        value = await state.incr(inflight, 1, _settings.inflight_ttl)
-        if value > limits.max_parallel:
-            await state.incr(inflight, -1)
-            await give_back()
-            raise _throttled(
-                f"Too many requests in flight: {limits.max_parallel} at a time.", 1.0, headers
-            )
-        reservation.inflight = inflight
+    async def inflight(self) -> None:
+        limit = self.limits.max_parallel
+        if limit is None:
+            return
+        counter = f"rl:{self.key.id}:inflight"
+        value = await self.state.incr(counter, 1, _rt.settings.inflight_ttl)
+        self.reservation.inflight = counter
+        if value > limit:
+            raise _throttled(f"Too many requests in flight: {limit} at a time.", 1.0, self.headers)
 
-    budgets = [(f"key:{key.id}", limits.budget_usd, limits.budget_period)]
-    team = _settings.teams.get(key.team)
-    if team is not None:
-        budgets.append((f"team:{key.team}", team.budget_usd, team.period))
-    budgets = [(who, b, p) for who, b, p in budgets if b is not None]
-    if budgets:
-        estimate = estimate_cost(gw, ctx, _settings.default_max_tokens)
-        reservation.estimate = estimate
-        counters = [_budget_key(who, period, now) for who, _, period in budgets]
-        spent = await state.incr_many(
+    async def budgets(self, gw: Gateway, ctx: RequestContext) -> None:
+        candidates: list[tuple[str, float | None, str]] = [
+            (f"key:{self.key.id}", self.limits.budget_usd, self.limits.budget_period)
+        ]
+        team = _rt.settings.teams.get(self.key.team)
+        if team is not None:
+            candidates.append((f"team:{self.key.team}", team.budget_usd, team.period))
+        budgets = [(who, b, p) for who, b, p in candidates if b is not None]
+        if not budgets:
+            return
+        estimate = estimate_cost(gw, ctx, _rt.settings.default_max_tokens)
+        counters = [_budget_key(who, period, self.now) for who, _, period in budgets]
+        spent = await self.state.incr_many(
             [(k, estimate, PERIODS[p][1]) for k, (_, _, p) in zip(counters, budgets, strict=True)]
         )
-        over = [(who, b) for (who, b, _), s in zip(budgets, spent, strict=True) if s > b + 1e-9]
+        self.reservation.estimate = estimate
+        self.reservation.budgets = counters
+        over = [(who, b, p) for (who, b, p), s in zip(budgets, spent, strict=True) if s > b + 1e-9]
         if over:
-            await state.incr_many([(k, -estimate, None) for k in counters])
-            if reservation.inflight:
-                await state.incr(reservation.inflight, -1)
-            await give_back()
-            who, budget = over[0]
+            who, budget, period = over[0]
             raise _throttled(
-                f"The budget of {who.split(':')[0]} is used up (${budget:g} per "
-                f"{dict((w, p) for w, _, p in budgets)[who]}).",
+                f"The budget of this {who.split(':')[0]} is used up (${budget:g} per {period}).",
                 None,
-                {**headers, "x-should-retry": "false"},
+                {**self.headers, "x-should-retry": "false"},
                 code="budget_exceeded",
                 error_type="insufficient_quota",
             )
-        reservation.budgets = counters
-    ctx.state[STATE] = reservation
-    ctx.response_headers.update(headers)
+
+    async def give_back(self) -> None:
+        """Undo every increment this admission made (it was refused)."""
+        items: list[tuple[str, float, float | None]] = [(k, -1, None) for k in self.taken]
+        if self.reservation.inflight:
+            items.append((self.reservation.inflight, -1, None))
+        items += [(k, -self.reservation.estimate, None) for k in self.reservation.budgets]
+        if items:
+            await self.state.incr_many(items)
 
 
 @hookimpl
 async def post_response(ctx: RequestContext) -> None:
     reservation: Reservation | None = ctx.state.pop(STATE, None)
-    gw = _gw
+    gw = _rt.gateway
     if reservation is None or gw is None:
         return
     state = gw.state

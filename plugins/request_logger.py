@@ -17,6 +17,7 @@ from plugway.hooks import hookimpl
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
 
+
 CHANNEL = "request"
 _log = logger.bind(channel=CHANNEL)
 

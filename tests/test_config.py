@@ -80,7 +80,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
             '[providers.p]\ntype = "fake"\nbase_ur = "http://x"\n',
             "providers.p: unknown field 'base_ur' (did you mean 'base_url'?); allowed fields are: "
             "type, base_url, api_key, timeout, connect_timeout, headers, models, max_connections, "
-            "delay, chunk_delay, dimensions",
+            "zdr, delay, chunk_delay, dimensions",
         ),
         (
             '[providers.p]\ntype = "openai"\napi_key = "k"\nbase_url = "ftp://x"\n',
@@ -96,7 +96,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
         ),
         (
             "[sever]\nport = 1\n",
-            "sever: unknown section (did you mean 'server'?); allowed sections are: server, routing, providers, models, plugins",
+            "sever: unknown section (did you mean 'server'?); allowed sections are: server, routing, providers, models, plugins, state, privacy",
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fak", model = "x" }]\n',
@@ -116,7 +116,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fake", model = "x", wieght = 2 }]\n',
-            "models[0].targets[0]: unknown field 'wieght' (did you mean 'weight'?); allowed fields are: provider, model, weight, price, region, tags, context_window",
+            "models[0].targets[0]: unknown field 'wieght' (did you mean 'weight'?); allowed fields are: provider, model, weight, price, region, tags, context_window, zdr",
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fake", model = "x" }]\n'

@@ -71,7 +71,9 @@ def test_no_key_anywhere(primary: FakeOpenAI, start_gateway: object, tmp_path: o
         capture_output=True,
         text=True,
         env={"PLUGWAY_MASTER_KEY": MASTER, "PATH": ""},
+        check=True,
     )
+    assert "OK" in checked.stdout and "PROVIDERSECRET" not in checked.stdout
     seen.append(checked.stdout + checked.stderr)
     seen.append(str(sqlite3.connect(db).execute("SELECT * FROM keys").fetchall()))
     gw.stop()

@@ -55,10 +55,9 @@ def luhn(number: str) -> bool:
     if not 13 <= len(digits) <= 19:
         return False
     total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    for i, digit in enumerate(reversed(digits)):
+        doubled = digit * 2 - 9 if digit > 4 else digit * 2
+        total += doubled if i % 2 else digit
     return total % 10 == 0
 
 
@@ -121,8 +120,6 @@ _LABELS = {
 # longest entity the patterns can report, for the stream carry-over
 HOLD = 64
 
-_settings = PiiSettings()
-
 
 def finder(entities: list[str]) -> Callable[[str], list[tuple[int, int, str]]]:
     # card before phone and national id: a card number also looks like a phone number
@@ -136,6 +133,17 @@ def finder(entities: list[str]) -> Callable[[str], list[tuple[int, int, str]]]:
 
 
 _find = finder(list(ENTITIES))
+
+
+@attrs.define
+class _Runtime:
+    """This worker's settings and detector, set at startup."""
+
+    settings: PiiSettings = attrs.field(factory=PiiSettings)
+    find: Callable[[str], list[tuple[int, int, str]]] = _find
+
+
+_rt = _Runtime()
 
 
 def plugway_enabled(config: Any) -> bool:
@@ -165,9 +173,8 @@ def check_config(config: Any) -> list[str] | None:
 
 @hookimpl
 def plugway_startup(config: Any) -> None:
-    global _settings, _find
-    _settings = config.plugin_settings[NAME]
-    _find = finder(_settings.entities)
+    _rt.settings = config.plugin_settings[NAME]
+    _rt.find = finder(_rt.settings.entities)
 
 
 def _labels(spans: list[tuple[int, int, str]]) -> str:
@@ -176,12 +183,12 @@ def _labels(spans: list[tuple[int, int, str]]) -> str:
 
 @hookimpl
 def pre_route(ctx: RequestContext) -> None:
-    action = key_action(ctx, NAME, _settings.action)
+    action = key_action(ctx, NAME, _rt.settings.action)
     if action == "off":
         return
     try:
         for text, set_text in request_texts(ctx.body):
-            spans = _find(text)
+            spans = _rt.find(text)
             if not spans:
                 continue
             if action == "block":
@@ -194,14 +201,14 @@ def pre_route(ctx: RequestContext) -> None:
 
 @hookimpl
 def post_response(ctx: RequestContext, response: ProviderResponse | None) -> None:
-    action = key_action(ctx, NAME, _settings.action)
-    if response is None or action == "off" or not _settings.responses:
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if response is None or action == "off" or not _rt.settings.responses:
         return
     try:
         body = response.body
         changed = False
         for text, set_text in response_texts(body):
-            spans = _find(text)
+            spans = _rt.find(text)
             if spans:
                 if action == "block":
                     raise refusal(
@@ -221,11 +228,11 @@ def post_response(ctx: RequestContext, response: ProviderResponse | None) -> Non
 
 @hookimpl
 def stream_chunk(ctx: RequestContext, chunk: dict[str, Any]) -> None:
-    action = key_action(ctx, NAME, _settings.action)
-    if action == "off" or not _settings.responses:
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off" or not _rt.settings.responses:
         return
     try:
-        spans = scan_chunk(ctx, chunk, "pii.stream", lambda: StreamScanner(_find, HOLD))
+        spans = scan_chunk(ctx, chunk, "pii.stream", lambda: StreamScanner(_rt.find, HOLD))
     except Exception as exc:
         raise fail_closed(NAME, exc) from None
     if spans and action == "block":

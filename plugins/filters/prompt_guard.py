@@ -58,7 +58,12 @@ class PromptGuardSettings:
     threshold: int = 1
 
 
-_settings = PromptGuardSettings()
+@attrs.define
+class _Runtime:
+    settings: PromptGuardSettings = attrs.field(factory=PromptGuardSettings)
+
+
+_rt = _Runtime()
 
 
 def score(text: str) -> list[str]:
@@ -91,13 +96,12 @@ def check_config(config: Any) -> list[str] | None:
 
 @hookimpl
 def plugway_startup(config: Any) -> None:
-    global _settings
-    _settings = config.plugin_settings[NAME]
+    _rt.settings = config.plugin_settings[NAME]
 
 
 @hookimpl
 def pre_route(ctx: RequestContext) -> None:
-    action = key_action(ctx, NAME, _settings.action)
+    action = key_action(ctx, NAME, _rt.settings.action)
     if action == "off":
         return
     try:
@@ -106,7 +110,7 @@ def pre_route(ctx: RequestContext) -> None:
             signals.update(score(text[:100_000]))
     except Exception as exc:
         raise fail_closed(NAME, exc) from None
-    if len(signals) < max(1, _settings.threshold):
+    if len(signals) < max(1, _rt.settings.threshold):
         return
     names = ", ".join(sorted(signals))
     if action == "block":

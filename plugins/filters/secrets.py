@@ -75,7 +75,12 @@ class SecretsSettings:
     per_key: bool = False
 
 
-_settings = SecretsSettings()
+@attrs.define
+class _Runtime:
+    settings: SecretsSettings = attrs.field(factory=SecretsSettings)
+
+
+_rt = _Runtime()
 
 
 def find(text: str) -> list[tuple[int, int, str]]:
@@ -105,13 +110,12 @@ def check_config(config: Any) -> list[str] | None:
 
 @hookimpl
 def plugway_startup(config: Any) -> None:
-    global _settings
-    _settings = config.plugin_settings[NAME]
+    _rt.settings = config.plugin_settings[NAME]
 
 
 @hookimpl
 def pre_route(ctx: RequestContext) -> None:
-    action = key_action(ctx, NAME, _settings.action)
+    action = key_action(ctx, NAME, _rt.settings.action)
     if action == "off":
         return
     try:

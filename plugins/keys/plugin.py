@@ -134,18 +134,23 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     for name in KEY_HEADERS:
-        value = headers.get(name)
-        if value and value.strip():
-            return value.strip()
+        other = headers.get(name)
+        if other and other.strip():
+            return other.strip()
     return None
 
 
-_auth: Authenticator | None = None
+@attrs.define
+class _Runtime:
+    auth: Authenticator | None = None
+
+
+_rt = _Runtime()
 
 
 def authenticator() -> Authenticator | None:
     """This worker's authenticator (other plugins read key records through it)."""
-    return _auth
+    return _rt.auth
 
 
 # -- hooks -------------------------------------------------------------------------------------
@@ -157,10 +162,9 @@ def register_settings(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def register_routes(app: Sanic, config: Config) -> None:
-    global _auth
+def register_routes(app: Sanic[Any, Any], config: Config) -> None:
     settings: KeysSettings = config.plugin_settings["keys"]
-    _auth = auth = Authenticator(settings, os.environ.get(MASTER_KEY_ENV) or None)
+    _rt.auth = auth = Authenticator(settings, os.environ.get(MASTER_KEY_ENV) or None)
     app.ctx.keys_auth = auth
 
     async def guard(request: Request) -> None:
@@ -190,13 +194,13 @@ def register_routes(app: Sanic, config: Config) -> None:
 
 @hookimpl
 def plugway_shutdown() -> None:
-    if _auth is not None:
-        _auth.close()
+    if _rt.auth is not None:
+        _rt.auth.close()
 
 
 @hookimpl(tryfirst=True)
 async def pre_route(ctx: RequestContext) -> None:
-    auth = _auth
+    auth = _rt.auth
     if auth is None or not auth.enabled:
         return
     principal = await auth.authenticate(ctx.headers)
@@ -220,7 +224,7 @@ async def pre_route(ctx: RequestContext) -> None:
 
 
 class AdminApi:
-    def __init__(self, auth: Authenticator, app: Sanic) -> None:
+    def __init__(self, auth: Authenticator, app: Sanic[Any, Any]) -> None:
         self.auth = auth
         self.app = app
 
