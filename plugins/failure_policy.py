@@ -56,6 +56,7 @@ def redirect(
     ctx.trace.notes.append(f"{why} -> {','.join(t.key for t in targets)}")
     return FailureDecision.next(why)
 
+
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
 

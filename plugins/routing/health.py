@@ -12,6 +12,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import PROBES
 from plugway.plugins.routing.state import routing_state
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 @hookimpl(tryfirst=True)
 def on_failure(ctx: RequestContext, attempt: Attempt, error: GatewayError) -> None:

@@ -13,6 +13,9 @@ from plugway.context import Attempt, RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.state import routing_state
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 RESERVED = "hedging.reserved"  # ctx.state: when the budget reservation for a hedge was made
 
 

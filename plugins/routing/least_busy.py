@@ -9,6 +9,9 @@ from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 class LeastBusy(BaseStrategy):
     name = "least-busy"

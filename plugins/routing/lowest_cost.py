@@ -13,6 +13,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy, request_shape
 from plugway.plugins.routing.state import PriceLookup
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 def estimated_cost(
     target: Target, prompt_tokens: int, output_tokens: int, price_of: PriceLookup

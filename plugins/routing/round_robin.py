@@ -8,6 +8,9 @@ from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 class RoundRobin(BaseStrategy):
     name = "round-robin"

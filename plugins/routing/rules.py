@@ -27,6 +27,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy, RequestShape, request_shape
 from plugway.policy import Rule
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 def rule_matches(rule: Rule, ctx: RequestContext, shape: RequestShape) -> bool:
     """Every condition the rule gives holds for this request."""

@@ -21,6 +21,9 @@ from plugway.context import Price, Target
 from plugway.hooks import hookimpl
 from plugway.routing import StrategyEnv
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 SETTINGS = "routing"
 
 

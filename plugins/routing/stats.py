@@ -8,6 +8,9 @@ from plugway.context import Attempt, RequestContext
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.state import routing_state
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 @hookimpl
 def attempt_started(ctx: RequestContext, attempt: Attempt) -> None:

@@ -11,6 +11,9 @@ from plugway.context import RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.common import BaseStrategy
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 
 def weighted_order(targets: list[Target], rng: Random) -> list[Target]:
     """A weighted random permutation (draws without replacement)."""
