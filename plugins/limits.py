@@ -22,6 +22,7 @@ admitted ones carry the ``x-ratelimit-*`` headers of the key's own limits.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,12 @@ class _Runtime:
 
 
 _rt = _Runtime()
+
+
+def plugway_enabled(config: Config) -> bool:
+    """Limits apply to virtual keys: idle (unregistered) when authentication is off."""
+    keys = config.plugin_settings.get("keys")
+    return bool(os.environ.get("PLUGWAY_MASTER_KEY")) or bool(getattr(keys, "required", False))
 
 
 @hookimpl

@@ -122,7 +122,8 @@ def test_prompt_guard_flags_and_blocks(filtered: GatewayProcess) -> None:
 def test_idle_filters_cost_nothing(primary: FakeOpenAI, start_gateway: object) -> None:
     gw = start_gateway(keyed_config(primary, new_db()))  # type: ignore[operator]
     described = httpx.get(gw.url + "/-/plugins").json()
-    assert {"pii", "secrets", "prompt_guard"} <= set(described["idle"])
+    # without keys, limits are idle too; without a path, the audit trail
+    assert {"pii", "secrets", "prompt_guard", "limits", "audit"} <= set(described["idle"])
     assert chat(gw, None, text="card 4111 1111 1111 1111").status_code == 200
 
 

@@ -180,7 +180,8 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
             return
         await auth.authenticate(request.headers)
 
-    app.register_middleware(guard, "request")
+    if auth.enabled:  # without keys, no per-request cost at all
+        app.register_middleware(guard, "request")
     admin = AdminApi(auth, app)
     app.add_route(admin.create, "/admin/keys", methods=["POST"], name="admin_keys_create")
     app.add_route(admin.list, "/admin/keys", methods=["GET"], name="admin_keys_list")
