@@ -43,6 +43,9 @@ from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSe
 from plugway.sse import EventSplitter, iter_data
 from plugway.upstream import make_http_client, parse_retry_after, transport_error
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 

@@ -60,6 +60,9 @@ from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse
 from sanic import HTTPResponse, Request, Sanic
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 ENDPOINT = "messages"
 #: ``[[models]] options = { max_output_tokens = N }`` caps ``max_tokens`` for that route.
 MAX_OUTPUT_OPTION = "max_output_tokens"

@@ -149,3 +149,24 @@ def test_no_master_key_banner_says_loopback(primary: FakeOpenAI, start_gateway: 
     gw = start_gateway(keyed_config(primary, new_db()))  # type: ignore[operator]
     assert "loopback only" in gw.output()
     assert chat(gw, None).status_code == 200
+
+
+def test_anthropic_messages_endpoint_uses_the_same_keys(keyed: GatewayProcess) -> None:
+    import anthropic
+
+    created = create_key(keyed, team="claude", models=["chat"])
+    client = anthropic.Anthropic(base_url=keyed.url, api_key=created["key"], max_retries=0)
+    answer = client.messages.create(
+        model="chat", max_tokens=20, messages=[{"role": "user", "content": "hey"}]
+    )
+    assert answer.content[0].text == "echo: hey"  # type: ignore[union-attr]
+    anonymous = httpx.post(
+        keyed.url + "/v1/messages",
+        json={"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert anonymous.status_code == 401
+    assert anonymous.json()["type"] == "error"  # Anthropic's error shape, not OpenAI's
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(
+            model="other", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )

@@ -38,7 +38,14 @@ KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
 OPEN_PATHS = frozenset({"/health", "/ready"})
 #: Served through the pipeline, whose pre_route authenticates.
 PIPELINE_PATHS = frozenset(
-    {"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings"}
+    {
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/embeddings",
+        "/embeddings",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+    }
 )
 
 
