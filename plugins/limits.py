@@ -260,7 +260,7 @@ class Admission:
             await self.state.incr_many(items)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # after the cost plugin has set ctx.cost
 async def post_response(ctx: RequestContext) -> None:
     reservation: Reservation | None = ctx.state.pop(STATE, None)
     gw = _rt.gateway

@@ -35,6 +35,9 @@ from plugway.context import RequestContext
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 NAME = "metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

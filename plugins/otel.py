@@ -39,6 +39,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.metrics import OPERATION, genai_provider
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 NAME = "otel"
 
 

@@ -29,6 +29,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import PriceTable, Tokens, cost_of, load_table, tokens_of
 from plugway.routing import StrategyEnv
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 NAME = "cost"
 HEADER = "x-plugway-cost"
 

@@ -30,6 +30,9 @@ from plugway.plugins.store import settings_of as store_settings
 from plugway.plugins.store.db import connect, rows_since
 from plugway.plugins.store.reports import percentile
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 NAME = "dashboard"
 BUCKETS = 90  # points per chart
 

@@ -33,6 +33,9 @@ from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.store.db import StoreWriter
 
+#: Writes no prompt or completion text anywhere (see [privacy] zdr).
+PLUGWAY_RETAINS_CONTENT = False
+
 NAME = "store"
 
 
