@@ -285,7 +285,8 @@ class Metrics:
         state = routing_state(ctx.env)
         now = state.clock()
         values = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-        for target in {attempt.target for attempt in ctx.attempts}:
+        # by key: a Target holds a dict (options) and cannot be hashed
+        for target in {attempt.target.key: attempt.target for attempt in ctx.attempts}.values():
             breaker = state.health.state(target.key, now)
             self.circuit.labels(target.provider, target.model).set(values.get(breaker, 0))
 
