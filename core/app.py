@@ -57,6 +57,7 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
         # Sanic keeps the header limit on a class that any later Config() resets: set it
         # again in the worker, just before serving.
         app.config.update({"REQUEST_MAX_HEADER_SIZE": server.max_header_bytes})
+        edge.worker_tls(app, server)
         await gateway.startup(app)
 
     async def stop(app: Sanic[Any, Any]) -> None:

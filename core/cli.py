@@ -189,7 +189,9 @@ def serve(args: argparse.Namespace) -> int:
         workers=server.workers,
         access_log=False,
         motd=False,
-        ssl=tls,
+        # An SSLContext cannot be pickled into worker processes: pass the files, and each
+        # worker builds its context (see plugway.edge.worker_tls)
+        ssl=None if tls is None else {"cert": server.tls_cert, "key": server.tls_key},
     )
     Sanic.serve(primary=app, app_loader=loader)
     return 0

@@ -54,6 +54,18 @@ def ssl_context(server: ServerConfig) -> ssl.SSLContext | None:
     return context
 
 
+def worker_tls(app: Sanic[Any, Any], server: ServerConfig) -> None:
+    """Apply ``tls_min_version`` to the TLS contexts Sanic built in this worker (with several
+    workers, Sanic builds them from the certificate files, with TLS 1.2 as the minimum)."""
+    if not server.tls_cert:
+        return
+    minimum = ssl.TLSVersion.TLSv1_3 if server.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    for info in app.state.server_info:
+        context = info.settings.get("ssl")
+        if isinstance(context, ssl.SSLContext):
+            context.minimum_version = minimum
+
+
 def install_cors(app: Sanic[Any, Any], server: ServerConfig) -> None:
     """Answer CORS only for the configured origins (``"*"`` allows any); with none
     configured, no CORS header is ever sent and preflights get the usual 404/405."""

@@ -298,27 +298,29 @@ class TlsGateway(GatewayProcess):
         return f"https://127.0.0.1:{self.port}"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_tls_with_minimum_1_3(
-    primary: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    primary: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     cert, key = _self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     config = keyed_config(primary, new_db()).replace(
         "[providers.primary]",
-        f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+        f'[server]\nworkers = {workers}\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
         'tls_min_version = "1.3"\n\n[providers.primary]',
     )
     with TlsGateway(config) as gw:
         context = ssl.create_default_context(cafile=str(cert))
-        response = httpx.post(
-            gw.base_url + "/chat/completions",
-            verify=context,
-            json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
-        )
-        assert response.status_code == 200
-        old = ssl.create_default_context(cafile=str(cert))
-        old.maximum_version = ssl.TLSVersion.TLSv1_2
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(gw.url + "/health", verify=old)
+        for _ in range(2 * workers):  # reach every worker
+            response = httpx.post(
+                gw.base_url + "/chat/completions",
+                verify=context,
+                json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert response.status_code == 200
+            old = ssl.create_default_context(cafile=str(cert))
+            old.maximum_version = ssl.TLSVersion.TLSv1_2
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(gw.url + "/health", verify=old)
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{gw.port}/health", timeout=3)
