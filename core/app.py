@@ -79,6 +79,7 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
             app.add_route(handler, path, methods=methods, name=_route_name(path))
     app.error_handler.add(Exception, render_exception)
     edge.install_cors(app, server)
+    edge.install_body_timeout(app, server)
     gateway.hooks.call_sync_each(
         "register_routes", lambda _plugin: {"app": app, "config": gateway.config}
     )

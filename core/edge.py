@@ -7,6 +7,7 @@ path, reads an upstream host from a client's body or headers.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -64,6 +65,32 @@ def worker_tls(app: Sanic[Any, Any], server: ServerConfig) -> None:
         context = info.settings.get("ssl")
         if isinstance(context, ssl.SSLContext):
             context.minimum_version = minimum
+
+
+def install_body_timeout(app: Sanic[Any, Any], server: ServerConfig) -> None:
+    """Cut a client that stalls while sending its body: Sanic's request timeout covers the
+    head only, and a stalled body would otherwise hold the connection until the response
+    timeout (longer than every upstream deadline). The body must arrive within
+    ``client_timeout`` seconds of the head."""
+    timeout = server.client_timeout
+
+    def cut(request: Request) -> None:
+        stream = request.stream
+        if stream is not None and stream.request_body and request.transport is not None:
+            request.transport.close()
+
+    async def arm(request: Request, **_: Any) -> None:
+        if request.stream is not None and request.stream.request_body:
+            loop = asyncio.get_running_loop()
+            request.ctx.body_timer = loop.call_later(timeout, cut, request)
+
+    async def disarm(request: Request) -> None:
+        timer = getattr(request.ctx, "body_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+    app.add_signal(arm, "http.routing.after")
+    app.register_middleware(disarm, "request", priority=1000)
 
 
 def install_cors(app: Sanic[Any, Any], server: ServerConfig) -> None:

@@ -260,6 +260,17 @@ def test_slow_client_is_cut(secured: tuple[GatewayProcess, Path]) -> None:
         waited = time.monotonic() - started
     assert waited < 4  # client_timeout = 1: the gateway closed on the dawdler
     assert data == b"" or b" 408 " in data.split(b"\r\n", 1)[0]
+    # a head sent in full, then a body that stalls
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+            b"Authorization: Bearer " + MASTER.encode() + b"\r\n\r\n{"
+        )
+        started = time.monotonic()
+        while sock.recv(4096):
+            pass
+        waited = time.monotonic() - started
+    assert waited < 4
     assert chat(gw, MASTER).status_code == 200
 
 
