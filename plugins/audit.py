@@ -28,6 +28,7 @@ import attrs
 import orjson
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
+from plugway.redact import redact
 
 #: Request records hold metadata only: no prompt or completion text.
 PLUGWAY_RETAINS_CONTENT = False
@@ -219,7 +220,7 @@ def post_response(ctx: RequestContext) -> None:
             "principal": ctx.principal,
             "team": ctx.tags.get("team"),
             "endpoint": ctx.endpoint,
-            "model": ctx.model[:200],
+            "model": redact(ctx.model[:200]),  # client-supplied: may hold a pasted key
             "target": served.key if served else None,
             "status": ctx.status,
             "error": None if ctx.error is None else ctx.error.code or type(ctx.error).__name__,

@@ -38,6 +38,7 @@ from plugway.errors import PluginError
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.metrics import OPERATION, genai_provider
+from plugway.redact import redact
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -155,7 +156,7 @@ class Tracing:
         tokens = tokens_of(ctx.usage)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
-            "gen_ai.request.model": ctx.model,
+            "gen_ai.request.model": redact(ctx.model),
             "gen_ai.request.stream": ctx.stream,
             "plugway.request_id": ctx.request_id,
             "plugway.attempts": len(ctx.attempts),
@@ -183,7 +184,7 @@ class Tracing:
             attributes["error.type"] = type(ctx.error).__name__
         end = ns(ctx.ended if ctx.ended is not None else ctx.started)
         span = self.tracer.start_span(
-            f"{operation} {ctx.model}",
+            f"{operation} {redact(ctx.model)}",
             context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,

@@ -18,8 +18,16 @@ CLIENT = "client-canary-CLIENTSECRET-42"
 
 def test_no_key_anywhere(primary: FakeOpenAI, start_gateway: object, tmp_path: object) -> None:
     db = new_db()
+    store_db = db.parent / "requests.db"
     gw: GatewayProcess = start_gateway(  # type: ignore[operator]
-        keyed_config(primary, db), env={"PLUGWAY_MASTER_KEY": MASTER}, args=["--log-level", "DEBUG"]
+        keyed_config(
+            primary,
+            db,
+            f'[plugins.store]\npath = "{store_db}"\nflush_interval = 0.05\n'
+            f'[plugins.audit]\npath = "{db.parent / "audit.jsonl"}"\n',
+        ),
+        env={"PLUGWAY_MASTER_KEY": MASTER},
+        args=["--log-level", "DEBUG"],
     )
     virtual = create_key(gw, team="t")["key"]
     canaries = [PROVIDER, MASTER, virtual, CLIENT]
@@ -65,6 +73,8 @@ def test_no_key_anywhere(primary: FakeOpenAI, start_gateway: object, tmp_path: o
     )
     record(httpx.get(gw.base_url + "/models", headers={"authorization": f"Bearer {virtual}"}))
     record(httpx.get(gw.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}))
+    record(httpx.get(gw.url + "/metrics", headers={"authorization": f"Bearer {virtual}"}))
+    assert "plugway_" in seen[-2]  # the metrics page was really read
     gw.request_logs(wait_for=12)
     checked = subprocess.run(
         [sys.executable, "-m", "plugway", "check", str(gw.config_path)],
@@ -76,8 +86,14 @@ def test_no_key_anywhere(primary: FakeOpenAI, start_gateway: object, tmp_path: o
     assert "OK" in checked.stdout and "PROVIDERSECRET" not in checked.stdout
     seen.append(checked.stdout + checked.stderr)
     seen.append(str(sqlite3.connect(db).execute("SELECT * FROM keys").fetchall()))
+    store = sqlite3.connect(store_db)
+    tables = [t for (t,) in store.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables
+    for table in tables:
+        seen.append(str(store.execute(f"SELECT * FROM {table}").fetchall()))
     gw.stop()
     seen.append(gw.output())
+    seen.append((db.parent / "audit.jsonl").read_text())
     everything = "\n".join(seen)
     assert "Incorrect API key" not in everything or PROVIDER not in everything
     for canary in canaries:

@@ -32,6 +32,7 @@ from plugway.errors import PluginError
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import tokens_of
 from plugway.plugins.store.db import StoreWriter
+from plugway.redact import redact
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -91,7 +92,7 @@ def row_of(ctx: RequestContext) -> tuple[Any, ...]:
         ctx.request_id,
         ctx.started_wall,
         ctx.endpoint,
-        ctx.model,
+        redact(ctx.model),  # client-supplied: a key pasted as the model must not be stored
         int(ctx.stream),
         ctx.principal,
         ctx.tags.get("team"),
