@@ -50,13 +50,19 @@ def _prompt_tokens(body: Mapping[str, Any]) -> int:
     return sum(_count(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
 
 
-def _reply(body: Mapping[str, Any], model: str) -> str:
+def _reply(body: Mapping[str, Any], model: str) -> tuple[str, str]:
+    """The answer and its finish reason: ``length`` when ``max_tokens`` (or
+    ``max_completion_tokens``), counted in words, cuts it."""
     messages = body.get("messages") or []
     last = next(
         (m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), {}
     )
     said = " ".join(_text_of(last.get("content")).split()[:40])
-    return f"Hello from plugway's fake provider ({model}). You said: {said}"
+    text = f"Hello from plugway's fake provider ({model}). You said: {said}"
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(limit, int) and limit > 0 and len(text.split(" ")) > limit:
+        return " ".join(text.split(" ")[:limit]), "length"
+    return text, "stop"
 
 
 def _forced_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -100,8 +106,8 @@ class FakeProvider(Provider):
             ]
             finish, completion = "tool_calls", 1
         else:
-            message["content"] = _reply(body, target.model)
-            finish, completion = "stop", _count(message["content"])
+            message["content"], finish = _reply(body, target.model)
+            completion = _count(message["content"])
         return ProviderResponse(
             body={
                 "id": "chatcmpl-" + uuid.uuid4().hex,
@@ -191,12 +197,13 @@ class FakeStream(ChunkStream):
             yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
             finish, completion = "tool_calls", 1
         else:
-            words = _reply(self.body, self.model).split(" ")
+            text, finish = _reply(self.body, self.model)
+            words = text.split(" ")
             for i, word in enumerate(words):
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
                 yield chunk({"content": word if i == 0 else " " + word})
-            finish, completion = "stop", len(words)
+            completion = len(words)
         yield chunk({}, finish)
         self.finish_reason = finish
         self.usage = _usage(_prompt_tokens(self.body), completion)

@@ -1,4 +1,9 @@
-"""Shared fixtures: fake OpenAI upstreams on loopback and the real gateway in front of them."""
+"""Shared fixtures: fake OpenAI upstreams on loopback and the real gateway in front of them.
+
+The general fixtures (``plugway_gateway``, ``fake_upstream``, ``plugway_upstreams`` ...) come
+from plugway's own pytest plugin, ``plugway.testing.pytest_plugin``, the one plugin authors
+use; this file only names the upstreams and configs this suite shares.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
+from plugway.testing.pytest_plugin import UpstreamPool
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,15 +29,13 @@ def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 
 
 @pytest.fixture(scope="session")
-def primary() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
+def primary(plugway_upstreams: UpstreamPool) -> FakeOpenAI:
+    return plugway_upstreams.get(FakeOpenAI, "primary")
 
 
 @pytest.fixture(scope="session")
-def backup() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
+def backup(plugway_upstreams: UpstreamPool) -> FakeOpenAI:
+    return plugway_upstreams.get(FakeOpenAI, "backup")
 
 
 @pytest.fixture(autouse=True)
@@ -96,33 +100,22 @@ def gateway(two_targets: str) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture
-def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
+def start_gateway(plugway_gateway: Callable[..., GatewayProcess]) -> Callable[..., GatewayProcess]:
     """Start gateways with their own config for one test; all stop when it ends."""
-    started: list[GatewayProcess] = []
-
-    def start(*args: object, **kwargs: object) -> GatewayProcess:
-        gw = GatewayProcess(*args, **kwargs)  # type: ignore[arg-type]
-        started.append(gw)
-        return gw.start()
-
-    yield start
-    for gw in started:
-        gw.stop()
+    return plugway_gateway
 
 
 # -- Anthropic ---------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def claude_up() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as upstream:
-        yield upstream
+def claude_up(plugway_upstreams: UpstreamPool) -> FakeAnthropic:
+    return plugway_upstreams.get(FakeAnthropic, "claude_up")
 
 
 @pytest.fixture(scope="session")
-def claude_backup() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as upstream:
-        yield upstream
+def claude_backup(plugway_upstreams: UpstreamPool) -> FakeAnthropic:
+    return plugway_upstreams.get(FakeAnthropic, "claude_backup")
 
 
 ANTHROPIC_KEY = "sk-ant-primary-secret-0123456789"

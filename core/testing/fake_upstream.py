@@ -31,12 +31,20 @@ from aiohttp import web
 @attrs.frozen
 class Reply:
     """Answer normally (streamed when the request asks). ``delay`` waits before the answer,
-    ``chunk_delay`` between streamed events; ``text`` overrides the answer's text."""
+    ``chunk_delay`` between streamed events; ``text`` overrides the answer's text.
+
+    ``split_every`` > 0 sends a stream's bytes in pieces of that many bytes (the first piece
+    ``split_offset`` bytes long when that is > 0), pausing ``split_pause`` seconds between
+    pieces so that each one reaches the client on its own: how tests check that a provider's
+    stream parser copes with events split at any byte."""
 
     delay: float = 0.0
     chunk_delay: float = 0.0
     text: str | None = None
     usage: bool = True
+    split_every: int = 0
+    split_offset: int = 0
+    split_pause: float = 0.001
 
 
 @attrs.frozen
@@ -242,6 +250,13 @@ class FakeUpstream:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
+        if isinstance(behaviour, Reply) and behaviour.split_every > 0:
+            data = b"".join(self.stream_events(request, body, behaviour))
+            for piece in split_bytes(data, behaviour.split_every, behaviour.split_offset):
+                await response.write(piece)
+                await asyncio.sleep(behaviour.split_pause)
+            await response.write_eof()
+            return response
         for sent, event in enumerate(self.stream_events(request, body, behaviour)):
             if isinstance(behaviour, CutStream) and sent >= behaviour.after:
                 assert request.transport is not None
@@ -268,6 +283,21 @@ class FakeUpstream:
 
     def error_body(self, status: int, message: str, code: str | None) -> Any:
         raise NotImplementedError
+
+
+def split_bytes(data: bytes, every: int, offset: int = 0) -> list[bytes]:
+    """``data`` cut into pieces of ``every`` bytes, the first one ``offset`` long if > 0."""
+    cuts = [0, *range(offset if offset > 0 else every, len(data), every), len(data)]
+    return [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def max_tokens_of(body: Any) -> int | None:
+    """The completion budget a chat request sets, if any."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key) if isinstance(body, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def last_user_text(body: Any) -> str:
@@ -302,10 +332,17 @@ class FakeOpenAI(FakeUpstream):
             }
         }
 
-    def _text(self, body: Any, behaviour: Reply | CutStream) -> str:
+    def _text(self, body: Any, behaviour: Reply | CutStream) -> tuple[str, str]:
+        """The answer's text and finish reason: ``length`` when ``max_tokens`` (counted in
+        words) cuts it."""
         if isinstance(behaviour, Reply) and behaviour.text is not None:
-            return behaviour.text
-        return f"echo: {last_user_text(body)}"
+            text = behaviour.text
+        else:
+            text = f"echo: {last_user_text(body)}"
+        limit = max_tokens_of(body)
+        if limit is not None and len(text.split(" ")) > limit:
+            return " ".join(text.split(" ")[:limit]), "length"
+        return text, "stop"
 
     def _tool(self, body: Any) -> dict[str, Any] | None:
         tools = body.get("tools") or []
@@ -329,8 +366,7 @@ class FakeOpenAI(FakeUpstream):
             ]
             finish = "tool_calls"
         else:
-            message["content"] = self._text(body, behaviour)
-            finish = "stop"
+            message["content"], finish = self._text(body, behaviour)
         return {
             "id": "chatcmpl-" + uuid.uuid4().hex,
             "object": "chat.completion",
@@ -390,9 +426,9 @@ class FakeOpenAI(FakeUpstream):
                 yield event({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
             finish = "tool_calls"
         else:
-            for word in self._text(body, behaviour).split(" "):
+            text, finish = self._text(body, behaviour)
+            for word in text.split(" "):
                 yield event({"content": word + " "})
-            finish = "stop"
         yield event({}, finish)
         if with_usage:
             usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}

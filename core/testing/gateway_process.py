@@ -1,5 +1,9 @@
 """Run the real gateway (``python -m plugway serve``) in a child process on a free loopback
-port, as a user would, and collect what it logs."""
+port, as a user would, and collect what it logs.
+
+Plugins that are not installed can be given as paths (a module file or a package folder):
+:func:`plugin_site` makes each one look installed to the child, with a ``plugway`` entry
+point named after the module, exactly as ``pip install`` would."""
 
 from __future__ import annotations
 
@@ -16,6 +20,28 @@ from typing import Any
 
 import httpx
 import orjson
+
+
+def plugin_site(plugins: Sequence[str | Path], dest: Path) -> list[str]:
+    """Make the plugin modules (``x.py`` files or ``x/`` package folders) in ``plugins``
+    importable and discoverable: write a ``plugway_test_x-0.0.dist-info`` with the entry
+    point ``x = x`` under ``dest`` for each. Returns the ``PYTHONPATH`` entries to add."""
+    entries = [str(dest)]
+    dest.mkdir(parents=True, exist_ok=True)
+    for raw in plugins:
+        path = Path(raw).resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"plugin path {path} does not exist")
+        name = path.stem if path.is_file() else path.name
+        info = dest / f"plugway_test_{name}-0.0.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: plugway-test-{name}\nVersion: 0.0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[plugway]\n{name} = {name}\n")
+        if str(path.parent) not in entries:
+            entries.append(str(path.parent))
+    return entries
 
 
 def free_port() -> int:
@@ -55,7 +81,9 @@ def run_plugway(
 class GatewayProcess:
     """``plugway serve`` with a config given as TOML text (or a path, or nothing for the
     built-in default). ``env`` adds environment variables; ``pythonpath`` entries are put in
-    front of ``PYTHONPATH`` (how tests "install" a plugin as a dist-info)."""
+    front of ``PYTHONPATH`` (how tests "install" a plugin as a dist-info); ``plugins`` are
+    plugin module paths made discoverable with :func:`plugin_site`; ``python`` is the
+    interpreter to run (another virtualenv's, to serve what is installed there)."""
 
     def __init__(
         self,
@@ -65,9 +93,12 @@ class GatewayProcess:
         pythonpath: Sequence[str | Path] = (),
         args: Sequence[str] = (),
         port: int | None = None,
+        plugins: Sequence[str | Path] = (),
+        python: str | Path | None = None,
     ) -> None:
         self.port = port or free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="plugway-test-")
+        self.python = str(python or sys.executable)
         self.config_path: Path | None = None
         if isinstance(config, Path):
             self.config_path = config
@@ -76,6 +107,8 @@ class GatewayProcess:
             self.config_path.write_text(config)
         self.env = dict(env or {})
         self.pythonpath = [str(p) for p in pythonpath]
+        if plugins:
+            self.pythonpath += plugin_site(plugins, Path(self._tmp.name) / "site")
         self.args = list(args)
         self.lines: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -88,9 +121,25 @@ class GatewayProcess:
     def base_url(self) -> str:
         return self.url + "/v1"
 
+    def openai(self, **kwargs: Any) -> Any:
+        """An ``openai.OpenAI`` client bound to this gateway (no SDK retries unless asked)."""
+        import openai
+
+        kwargs.setdefault("api_key", "sk-plugway-test")
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=self.base_url, **kwargs)
+
+    def async_openai(self, **kwargs: Any) -> Any:
+        """An ``openai.AsyncOpenAI`` client bound to this gateway."""
+        import openai
+
+        kwargs.setdefault("api_key", "sk-plugway-test")
+        kwargs.setdefault("max_retries", 0)
+        return openai.AsyncOpenAI(base_url=self.base_url, **kwargs)
+
     def command(self) -> list[str]:
         cmd = [
-            sys.executable,
+            self.python,
             "-m",
             "plugway",
             "serve",

@@ -1,0 +1,34 @@
+"""Every built-in provider passes the provider conformance suite (plugway.testing.conformance)."""
+
+from __future__ import annotations
+
+from plugway.errors import ContextWindowExceeded
+from plugway.testing import FakeOpenAI, Status
+from plugway.testing.conformance import (
+    COMMON_ERROR_CASES,
+    ErrorCase,
+    ProviderConformance,
+    UpstreamConformance,
+)
+
+
+class TestOpenAIConformance(UpstreamConformance):
+    provider_type = "openai"
+    fake_class = FakeOpenAI
+    base_path = "/v1"
+    error_cases = [
+        *COMMON_ERROR_CASES,
+        ErrorCase(
+            "context-window",
+            Status(400, "too long for this model", code="context_length_exceeded"),
+            ContextWindowExceeded,
+            retryable=False,
+            status=400,
+            message_contains="too long",
+        ),
+    ]
+
+
+class TestFakeConformance(ProviderConformance):
+    provider_type = "fake"
+    echoes_prompt = True
