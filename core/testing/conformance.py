@@ -40,11 +40,13 @@ error code) by extending the list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import attrs
+import httpx
 import orjson
 import pytest
 
@@ -482,7 +484,7 @@ class UpstreamConformance(ProviderConformance):
     error_cases: ClassVar[list[ErrorCase]] = COMMON_ERROR_CASES
     #: Streams are checked with their bytes cut every ``split_every`` bytes, once per offset,
     #: so every byte boundary is a read boundary once.
-    split_every: ClassVar[int] = 6
+    split_every: ClassVar[int] = 7
 
     upstream: FakeUpstream
 
@@ -498,17 +500,24 @@ class UpstreamConformance(ProviderConformance):
         }
 
     def test_stream_split_at_every_boundary(self) -> None:
+        """The upstream's bytes reach the provider's parser one byte at a time, then in
+        pieces of ``split_every`` bytes at every offset (so pieces also hold the end of one
+        event and the start of the next), then split on the wire by the fake itself."""
+        splits = [(1, 0), *((self.split_every, k) for k in range(1, self.split_every + 1))]
         for extra in ({}, {"tools": [WEATHER_TOOL], "tool_choice": "required"}):
             body = self.request(stream_options={"include_usage": True}, **extra)
-            self.upstream.script(Reply())
             expected = self.stream(body)
-            for offset in range(1, self.split_every + 1):
-                self.upstream.script(Reply(split_every=self.split_every, split_offset=offset))
-                got = self.stream(body)
-                assert got.text.split() == expected.text.split(), f"split at +{offset}"
-                assert _calls(got) == _calls(expected), f"split at +{offset}"
-                assert got.finish_reasons() == expected.finish_reasons()
-                assert got.usage == expected.usage
+            runs: list[tuple[str, Streamed]] = []
+            for every, offset in splits:
+                with rechunked(every, offset):
+                    runs.append((f"pieces of {every} from +{offset}", self.stream(body)))
+            self.upstream.script(Reply(split_every=self.split_every))
+            runs.append(("split on the wire", self.stream(body)))
+            for label, got in runs:
+                assert got.text.split() == expected.text.split(), label
+                assert _calls(got) == _calls(expected), label
+                assert got.finish_reasons() == expected.finish_reasons(), label
+                assert got.usage == expected.usage, label
 
     def test_error_mapping(self, conformance_error_case: ErrorCase) -> None:
         case = conformance_error_case
@@ -531,6 +540,30 @@ class UpstreamConformance(ProviderConformance):
             assert case.message_contains in error.message
         for text in (error.message, str(error.to_body()), str(error.headers)):
             assert CONFORMANCE_KEY not in text, "the provider key leaked into an error"
+
+
+@contextlib.contextmanager
+def rechunked(every: int, offset: int = 0) -> Iterator[None]:
+    """While open, every ``httpx`` response body reaches its reader in pieces of ``every``
+    bytes (the first ``offset`` long when > 0), whatever the network delivered: a
+    deterministic way to put a read boundary at any byte of a provider's upstream stream."""
+    original = httpx.Response.aiter_raw
+
+    async def aiter_raw(self: httpx.Response, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        pending, size = b"", offset or every
+        async for data in original(self, chunk_size):
+            pending += data
+            while len(pending) >= size:
+                yield pending[:size]
+                pending, size = pending[size:], every
+        if pending:
+            yield pending
+
+    httpx.Response.aiter_raw = aiter_raw  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx.Response.aiter_raw = original  # type: ignore[method-assign]
 
 
 def _calls(streamed: Streamed) -> list[tuple[str, str]]:
@@ -558,5 +591,6 @@ __all__ = [
     "Streamed",
     "UpstreamConformance",
     "make_provider",
+    "rechunked",
     "parse_events",
 ]
