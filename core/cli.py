@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--config", "-c", help="TOML config file (for [plugins] disabled)")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     _add_report_parsers(commands)
+    new = commands.add_parser("new", help="create things; `plugway new plugin NAME --kind K`")
+    new_what = new.add_subparsers(dest="what", required=True)
+    new_plugin = new_what.add_parser("plugin", help="write an installable, tested plugin package")
+    new_plugin.add_argument("name", help="plugin name, e.g. my-router (-> plugway-my-router)")
+    new_plugin.add_argument(
+        "--kind", required=True, choices=["provider", "strategy", "filter", "logger"]
+    )
+    new_plugin.add_argument("--dir", default=".", help="parent folder (default: here)")
     _plugin_commands(commands)
     return parser
 
@@ -126,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 since=args.since,
                 as_json=args.json,
             )
+        if args.command == "new":
+            return new_plugin(args.name, args.kind, args.dir)
         if args.command == "plugins":
             return plugins(args.config, as_json=args.json)
         return int(args.handler(args))
@@ -294,6 +304,20 @@ def route(args: argparse.Namespace) -> int:
         print(f"  skipped {key}: {why}")
     for note in ctx.trace.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def new_plugin(name: str, kind: str, parent: str) -> int:
+    from plugway.scaffold import ScaffoldError
+    from plugway.scaffold import new_plugin as write
+
+    try:
+        root = write(name, kind, Path(parent))
+    except ScaffoldError as exc:
+        print(f"plugway: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {root}")
+    print(f"next: pip install -e '{root}[test]' && python -m pytest -q {root}")
     return 0
 
 

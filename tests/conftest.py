@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
 from plugway.testing.pytest_plugin import UpstreamPool
+from venv_kit import Venv
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -189,3 +190,7 @@ def claude_gateway(
     one (``gpt``) and a mixed route (``claude-then-gpt``)."""
     with GatewayProcess(anthropic_config(claude_up, claude_backup, primary)) as gw:
         yield gw
+@pytest.fixture(scope="session")
+def throwaway_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """A virtualenv for ``pip install``-ing plugin packages as a user would (see venv_kit)."""
+    return Venv(tmp_path_factory.mktemp("venv") / "venv")
