@@ -1,0 +1,1 @@
+"""plugway provider plugin for Cohere's v2 Chat API."""

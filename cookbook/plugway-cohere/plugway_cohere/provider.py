@@ -1,0 +1,106 @@
+"""The ``cohere`` provider type: Cohere's v2 Chat API behind plugway's OpenAI endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+from plugway import ChunkStream, Provider, ProviderResponse, RequestContext, Target, hookimpl
+from plugway.errors import UpstreamStreamBroken, UpstreamUnavailable
+from plugway.sse import EventSplitter, iter_data, sse_event
+from plugway.upstream import error_from_response, make_http_client, transport_error
+
+from plugway_cohere.translate import StreamTranslator, from_cohere, to_cohere
+
+
+class CohereProvider(Provider):
+    client: httpx.AsyncClient
+
+    async def startup(self) -> None:
+        headers = {"authorization": f"Bearer {self.settings.api_key}", **self.settings.headers}
+        self.client = make_http_client(self.settings, headers=headers)
+
+    async def aclose(self) -> None:
+        if hasattr(self, "client"):
+            await self.client.aclose()
+
+    async def _send(self, payload: dict[str, Any], stream: bool) -> httpx.Response:
+        accept = "text/event-stream" if stream else "application/json"
+        request = self.client.build_request(
+            "POST", "/v2/chat", content=orjson.dumps(payload),
+            headers={"content-type": "application/json", "accept": accept},
+        )
+        try:
+            response = await self.client.send(request, stream=stream)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.name) from None
+        if response.status_code >= 400:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await response.aclose()
+            raise error_from_response(response.status_code, content, response.headers, self.name)
+        return response
+
+    async def chat(self, ctx: RequestContext, target: Target, body: Mapping[str, Any]) -> ProviderResponse:
+        response = await self._send(to_cohere(dict(body), target.model), stream=False)
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamUnavailable(
+                f"provider '{self.name}' answered with a body that is not a JSON object",
+                provider=self.name, upstream_status=response.status_code,
+            )
+        return ProviderResponse(body=from_cohere(data, target.model))
+
+    async def chat_stream(self, ctx: RequestContext, target: Target, body: Mapping[str, Any]) -> ChunkStream:
+        payload = {**to_cohere(dict(body), target.model), "stream": True}
+        response = await self._send(payload, stream=True)
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return CohereStream(response, self.name, StreamTranslator(target.model), include_usage)
+
+
+class CohereStream(ChunkStream):
+    def __init__(self, response: httpx.Response, provider: str, translator: StreamTranslator, include_usage: bool) -> None:
+        self.response, self.provider = response, provider
+        self.translator, self.include_usage = translator, include_usage
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        splitter = EventSplitter()
+        try:
+            async for data in self.response.aiter_bytes():
+                out = b"".join(
+                    sse_event(chunk)
+                    for payload in iter_data(splitter.feed(data))
+                    for chunk in self.translator.feed(orjson.loads(payload))
+                )
+                if out:
+                    yield out
+        except httpx.HTTPError as exc:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
+                provider=self.provider,
+            ) from None
+        if self.translator.finish_reason is None:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' ended before it was complete",
+                provider=self.provider,
+            )
+        self.finish_reason, self.usage = self.translator.finish_reason, self.translator.usage
+        if self.include_usage:
+            yield sse_event({**self.translator.base, "choices": [], "usage": self.usage})
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+@hookimpl
+def register_providers(register: Callable[..., None]) -> None:
+    register("cohere", CohereProvider, base_url="https://api.cohere.com")
