@@ -47,7 +47,9 @@ targets = [
 """
 
 
-def test_routing_recipe_sends_code_and_long_contexts_to_their_targets(plugway_shared_gateway: Gateway) -> None:
+def test_routing_recipe_sends_code_and_long_contexts_to_their_targets(
+    plugway_shared_gateway: Gateway,
+) -> None:
     recipe = COOKBOOK / "routing" / "code_router.py"
     assert len(recipe.read_text().splitlines()) <= 25
     client = plugway_shared_gateway(ROUTED, plugins=[recipe]).openai()
@@ -65,18 +67,26 @@ def test_routing_recipe_sends_code_and_long_contexts_to_their_targets(plugway_sh
 # -- security filter ---------------------------------------------------------------------------
 
 
-def test_secret_filter_refuses_credentials_without_echoing_them(plugway_shared_gateway: Gateway) -> None:
-    client = plugway_shared_gateway(None, plugins=[COOKBOOK / "security" / "secret_filter.py"]).openai()
+def test_secret_filter_refuses_credentials_without_echoing_them(
+    plugway_shared_gateway: Gateway,
+) -> None:
+    client = plugway_shared_gateway(
+        None, plugins=[COOKBOOK / "security" / "secret_filter.py"]
+    ).openai()
     for secret in (
         "AKIAIOSFODNN7EXAMPLE",
         "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
         "-----BEGIN RSA PRIVATE KEY-----\nMIIE...",
     ):
         with pytest.raises(openai.BadRequestError) as refused:
-            client.chat.completions.create(model="fake-chat", messages=said(f"deploy with {secret}"))
+            client.chat.completions.create(
+                model="fake-chat", messages=said(f"deploy with {secret}")
+            )
         assert refused.value.code == "secret_detected"
         assert secret not in str(refused.value.body)
-    fine = client.chat.completions.create(model="fake-chat", messages=said("deploy with the usual key"))
+    fine = client.chat.completions.create(
+        model="fake-chat", messages=said("deploy with the usual key")
+    )
     assert fine.choices[0].message.content
 
 
@@ -121,10 +131,14 @@ def test_logger_ships_batches_to_a_webhook_and_a_file(
 # -- the Cohere provider package, pip-installed --------------------------------------------------
 
 
-def test_cohere_package_installs_passes_its_tests_and_is_served(throwaway_venv: Venv, tmp_path: Path) -> None:
+def test_cohere_package_installs_passes_its_tests_and_is_served(
+    throwaway_venv: Venv, tmp_path: Path
+) -> None:
     package = COOKBOOK / "plugway-cohere"
     throwaway_venv.pip_install_editable(package)
-    tests = throwaway_venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), cwd=tmp_path)
+    tests = throwaway_venv.run(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), cwd=tmp_path
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
     listed = throwaway_venv.run("-m", "plugway", "plugins", "--json")
@@ -140,7 +154,11 @@ WEATHER = {
     "function": {
         "name": "get_weather",
         "description": "The weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     },
 }
 
@@ -160,8 +178,11 @@ def test_client_openai_sdk(default_gateway: GatewayProcess) -> None:
 
 def test_client_langchain_chat_openai(default_gateway: GatewayProcess) -> None:
     llm = ChatOpenAI(
-        base_url=default_gateway.base_url, api_key="sk-anything", model="fake-chat",  # type: ignore[arg-type]
-        stream_usage=True, max_retries=0,
+        base_url=default_gateway.base_url,
+        api_key="sk-anything",
+        model="fake-chat",  # type: ignore[arg-type]
+        stream_usage=True,
+        max_retries=0,
     )
     reply = llm.invoke("hello langchain")
     assert str(reply.content).endswith("You said: hello langchain")
@@ -173,21 +194,37 @@ def test_client_langchain_chat_openai(default_gateway: GatewayProcess) -> None:
 
 
 def test_client_shell_tools_via_openai_base_url(default_gateway: GatewayProcess) -> None:
-    env = {**os.environ, "OPENAI_BASE_URL": default_gateway.base_url, "OPENAI_API_KEY": "sk-anything"}
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": default_gateway.base_url,
+        "OPENAI_API_KEY": "sk-anything",
+    }
     curl = subprocess.run(
         [
-            "sh", "-c",
+            "sh",
+            "-c",
             'curl -sf "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" '
             "-H 'content-type: application/json' "
             """-d '{"model": "fake-chat", "messages": [{"role": "user", "content": "hi"}]}'""",
         ],
-        env=env, capture_output=True, text=True, timeout=30, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert json.loads(curl.stdout)["choices"][0]["message"]["content"].endswith("You said: hi")
     sdk_tool = subprocess.run(
-        [sys.executable, "-c",
-         "from openai import OpenAI; c = OpenAI(); "
-         "print(c.chat.completions.create(model='fake-chat', messages=[{'role': 'user', 'content': 'env'}]).choices[0].message.content)"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from openai import OpenAI; c = OpenAI(); "
+            "print(c.chat.completions.create(model='fake-chat', messages=[{'role': 'user', 'content': 'env'}]).choices[0].message.content)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert sdk_tool.stdout.strip().endswith("You said: env")

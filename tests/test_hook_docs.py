@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +17,9 @@ ROOT = Path(__file__).parent.parent
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_hooks", ROOT / "docs" / "generate_hooks.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_hooks", ROOT / "docs" / "generate_hooks.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -71,7 +72,9 @@ def test_plugin_hook_has_a_test(hook: str) -> None:
     assert f"test_hook_{hook}" in _test_names(), f"no test named test_hook_{hook} under tests/"
 
 
-def test_generator_check_mode_reports_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generator_check_mode_reports_a_stale_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(GENERATOR, "PAGE", tmp_path / "hooks.md")
     (tmp_path / "hooks.md").write_text("# old\n")
     assert GENERATOR.main(["--check"]) == 1

@@ -4,8 +4,8 @@ hook in hooks/hookspecs.py has its test here (or anywhere under tests/)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -53,9 +53,7 @@ def flaky(plugway_upstreams: object) -> FakeOpenAI:
 
 
 @pytest.fixture
-def gw(
-    plugway_shared_gateway: Callable[..., GatewayProcess], flaky: FakeOpenAI
-) -> GatewayProcess:
+def gw(plugway_shared_gateway: Callable[..., GatewayProcess], flaky: FakeOpenAI) -> GatewayProcess:
     flaky.reset()
     return plugway_shared_gateway(config(flaky), plugins=[PLUGIN])
 
@@ -99,7 +97,9 @@ def test_hook_plugway_startup(gw: GatewayProcess) -> None:
     assert httpx.get(gw.url + "/hooktest/greeting").json()["started"] == ["bonjour"]
 
 
-def test_hook_plugway_shutdown(plugway_gateway: Callable[..., GatewayProcess], tmp_path: Path) -> None:
+def test_hook_plugway_shutdown(
+    plugway_gateway: Callable[..., GatewayProcess], tmp_path: Path
+) -> None:
     marker = tmp_path / "shutdown"
     gateway = plugway_gateway(
         "[plugins.every_hook]\ngreeting = 'x'\n",

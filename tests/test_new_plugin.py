@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from plugway.cli import main
 from plugway.scaffold import KINDS, ScaffoldError, names
-
 from venv_kit import Venv
 
 
@@ -35,7 +34,9 @@ def test_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "already exists" in capsys.readouterr().err
 
 
-def test_every_kind_installs_passes_its_tests_and_is_listed(tmp_path: Path, throwaway_venv: Venv) -> None:
+def test_every_kind_installs_passes_its_tests_and_is_listed(
+    tmp_path: Path, throwaway_venv: Venv
+) -> None:
     for kind in KINDS:
         assert main(["new", "plugin", f"kit-{kind}", "--kind", kind, "--dir", str(tmp_path)]) == 0
     packages = sorted(tmp_path.glob("plugway-kit-*"))
@@ -43,7 +44,15 @@ def test_every_kind_installs_passes_its_tests_and_is_listed(tmp_path: Path, thro
     venv = throwaway_venv
     venv.pip_install_editable(*packages)
 
-    tests = venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", *(str(p / "tests") for p in packages), cwd=tmp_path)
+    tests = venv.run(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *(str(p / "tests") for p in packages),
+        cwd=tmp_path,
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
 

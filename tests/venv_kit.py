@@ -31,9 +31,16 @@ class Venv:
         lines = [f"import site; site.addsitedir({path!r})" for path in dict.fromkeys(ours)]
         (Path(purelib) / "_parent_site.pth").write_text("\n".join(lines) + "\n")
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.python), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+            [str(self.python), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=timeout,
         )
 
     def pip_install_editable(self, *packages: Path) -> None:
@@ -41,10 +48,20 @@ class Venv:
         recent setuptools installed once into this venv (an isolated build per package
         fetches setuptools each time: a minute for four packages here)."""
         if not (self.root / ".setuptools-ready").exists():
-            done = self.run("-m", "pip", "install", "-q", "--disable-pip-version-check", "setuptools>=70.1")
+            done = self.run(
+                "-m", "pip", "install", "-q", "--disable-pip-version-check", "setuptools>=70.1"
+            )
             assert done.returncode == 0, done.stdout + done.stderr
             (self.root / ".setuptools-ready").touch()
-        args = ["-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation"]
+        args = [
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+        ]
         for package in packages:
             args += ["-e", str(package)]
         done = self.run(*args)

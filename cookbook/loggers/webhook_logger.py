@@ -61,14 +61,19 @@ class Shipper:
     async def ship(self, batch: list[dict[str, Any]]) -> None:
         try:
             if self.settings.url:
-                response = await self.client.post(self.settings.url, content=orjson.dumps(batch),
-                                                  headers={"content-type": "application/json"})
+                response = await self.client.post(
+                    self.settings.url,
+                    content=orjson.dumps(batch),
+                    headers={"content-type": "application/json"},
+                )
                 response.raise_for_status()
             if self.settings.path:
                 lines = b"".join(orjson.dumps(r) + b"\n" for r in batch)
                 await asyncio.to_thread(_append, self.settings.path, lines)
         except Exception as exc:  # a logger must never break the gateway; say what was lost
-            logger.error("webhook_logger: {} records not shipped: {}", len(batch), type(exc).__name__)
+            logger.error(
+                "webhook_logger: {} records not shipped: {}", len(batch), type(exc).__name__
+            )
 
     async def close(self) -> None:
         self.task.cancel()
@@ -85,7 +90,8 @@ def _append(path: str, data: bytes) -> None:
         out.write(data)
 
 
-shipper: Shipper | None = None
+#: The worker's shipper, made at startup when a url or path is configured.
+running: dict[str, Shipper] = {}
 
 
 @hookimpl
@@ -95,19 +101,18 @@ def register_settings(register: Callable[..., None]) -> None:
 
 @hookimpl
 def plugway_startup(config: Any) -> None:
-    global shipper
     settings = config.plugin_settings.get("webhook_logger")
     if settings is not None and (settings.url or settings.path):
-        shipper = Shipper(settings)
+        running["shipper"] = Shipper(settings)
 
 
 @hookimpl
 async def plugway_shutdown() -> None:
-    if shipper is not None:
-        await shipper.close()
+    if "shipper" in running:
+        await running.pop("shipper").close()
 
 
 @hookimpl
 def post_response(ctx: RequestContext) -> None:
-    if shipper is not None:
-        shipper.put(request_record(ctx))
+    if "shipper" in running:
+        running["shipper"].put(request_record(ctx))

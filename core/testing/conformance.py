@@ -49,7 +49,6 @@ import attrs
 import httpx
 import orjson
 import pytest
-
 from plugway.config import build_config
 from plugway.context import RequestContext, Target
 from plugway.errors import (
@@ -289,7 +288,9 @@ class ProviderConformance:
         """Make the provider, start it, run ``call(provider)`` in a fresh loop, close it."""
 
         async def main() -> T:
-            provider = make_provider(self.provider_type, {**self.provider_table(), **(settings or {})})
+            provider = make_provider(
+                self.provider_type, {**self.provider_table(), **(settings or {})}
+            )
             await provider.startup()
             try:
                 return await call(provider)
@@ -443,7 +444,9 @@ class ProviderConformance:
             + f'\n\n[[models]]\nname = "conformance"\ntargets = [{{ provider = "conformance", model = "{self.model}" }}]\n'
         )
 
-    def test_served_through_gateway(self, plugway_shared_gateway: Callable[..., GatewayProcess]) -> None:
+    def test_served_through_gateway(
+        self, plugway_shared_gateway: Callable[..., GatewayProcess]
+    ) -> None:
         gateway = plugway_shared_gateway(self.gateway_config())
         client = gateway.openai()
         done = client.chat.completions.create(
@@ -549,7 +552,9 @@ def rechunked(every: int, offset: int = 0) -> Iterator[None]:
     deterministic way to put a read boundary at any byte of a provider's upstream stream."""
     original = httpx.Response.aiter_raw
 
-    async def aiter_raw(self: httpx.Response, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+    async def aiter_raw(
+        self: httpx.Response, chunk_size: int | None = None
+    ) -> AsyncIterator[bytes]:
         pending, size = b"", offset or every
         async for data in original(self, chunk_size):
             pending += data
@@ -591,6 +596,6 @@ __all__ = [
     "Streamed",
     "UpstreamConformance",
     "make_provider",
-    "rechunked",
     "parse_events",
+    "rechunked",
 ]

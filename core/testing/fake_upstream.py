@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import itertools
 import struct
 import threading
 import time
@@ -288,7 +289,7 @@ class FakeUpstream:
 def split_bytes(data: bytes, every: int, offset: int = 0) -> list[bytes]:
     """``data`` cut into pieces of ``every`` bytes, the first one ``offset`` long if > 0."""
     cuts = [0, *range(offset if offset > 0 else every, len(data), every), len(data)]
-    return [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def max_tokens_of(body: Any) -> int | None:

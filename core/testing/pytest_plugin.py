@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
 from plugway.testing.fake_upstream import FakeOpenAI, FakeUpstream
 from plugway.testing.gateway_process import GatewayProcess
 

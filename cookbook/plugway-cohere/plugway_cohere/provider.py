@@ -29,7 +29,9 @@ class CohereProvider(Provider):
     async def _send(self, payload: dict[str, Any], stream: bool) -> httpx.Response:
         accept = "text/event-stream" if stream else "application/json"
         request = self.client.build_request(
-            "POST", "/v2/chat", content=orjson.dumps(payload),
+            "POST",
+            "/v2/chat",
+            content=orjson.dumps(payload),
             headers={"content-type": "application/json", "accept": accept},
         )
         try:
@@ -46,7 +48,9 @@ class CohereProvider(Provider):
             raise error_from_response(response.status_code, content, response.headers, self.name)
         return response
 
-    async def chat(self, ctx: RequestContext, target: Target, body: Mapping[str, Any]) -> ProviderResponse:
+    async def chat(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
         response = await self._send(to_cohere(dict(body), target.model), stream=False)
         try:
             data = orjson.loads(response.content)
@@ -55,11 +59,14 @@ class CohereProvider(Provider):
         if not isinstance(data, dict):
             raise UpstreamUnavailable(
                 f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name, upstream_status=response.status_code,
+                provider=self.name,
+                upstream_status=response.status_code,
             )
         return ProviderResponse(body=from_cohere(data, target.model))
 
-    async def chat_stream(self, ctx: RequestContext, target: Target, body: Mapping[str, Any]) -> ChunkStream:
+    async def chat_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream:
         payload = {**to_cohere(dict(body), target.model), "stream": True}
         response = await self._send(payload, stream=True)
         options = body.get("stream_options")
@@ -68,7 +75,13 @@ class CohereProvider(Provider):
 
 
 class CohereStream(ChunkStream):
-    def __init__(self, response: httpx.Response, provider: str, translator: StreamTranslator, include_usage: bool) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        provider: str,
+        translator: StreamTranslator,
+        include_usage: bool,
+    ) -> None:
         self.response, self.provider = response, provider
         self.translator, self.include_usage = translator, include_usage
 

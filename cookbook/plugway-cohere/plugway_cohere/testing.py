@@ -24,13 +24,35 @@ from aiohttp import web
 from plugway.testing import FakeUpstream
 from plugway.testing.fake_upstream import CutStream, Reply
 
-FIELDS = frozenset({
-    "model", "messages", "tools", "tool_choice", "stream", "max_tokens", "temperature", "p", "k",
-    "seed", "stop_sequences", "frequency_penalty", "presence_penalty", "response_format",
-    "documents", "citation_options", "safety_mode", "logprobs", "strict_tools", "thinking",
-})
+FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "stream",
+        "max_tokens",
+        "temperature",
+        "p",
+        "k",
+        "seed",
+        "stop_sequences",
+        "frequency_penalty",
+        "presence_penalty",
+        "response_format",
+        "documents",
+        "citation_options",
+        "safety_mode",
+        "logprobs",
+        "strict_tools",
+        "thinking",
+    }
+)
 ROLES = frozenset({"system", "user", "assistant", "tool"})
-USAGE = {"billed_units": {"input_tokens": 9, "output_tokens": 6}, "tokens": {"input_tokens": 12, "output_tokens": 6}}
+USAGE = {
+    "billed_units": {"input_tokens": 9, "output_tokens": 6},
+    "tokens": {"input_tokens": 12, "output_tokens": 6},
+}
 
 
 class Invalid(Exception):
@@ -44,7 +66,9 @@ def check(request: web.Request, body: Any) -> None:
         raise Invalid("invalid request: model and messages are required")
     unknown = sorted(set(body) - FIELDS)
     if unknown:
-        raise Invalid(f"invalid request: unknown field: parameter '{unknown[0]}' is not a valid field")
+        raise Invalid(
+            f"invalid request: unknown field: parameter '{unknown[0]}' is not a valid field"
+        )
     for i, m in enumerate(body["messages"]):
         if m.get("role") not in ROLES:
             raise Invalid(f"invalid request: messages[{i}].role must be one of {sorted(ROLES)}")
@@ -68,18 +92,27 @@ class FakeCohere(FakeUpstream):
                 return web.json_response(self.error_body(400, str(exc), None), status=400)
         return await super()._respond(request, body, behaviour)
 
-    def _plan(self, body: Any, behaviour: Reply | CutStream) -> tuple[str, dict[str, Any] | None, str]:
+    def _plan(
+        self, body: Any, behaviour: Reply | CutStream
+    ) -> tuple[str, dict[str, Any] | None, str]:
         """(text, tool call, finish reason)."""
         tools = body.get("tools") or []
         if tools and body.get("tool_choice") == "REQUIRED":
             call = {
                 "id": "get_weather_" + uuid.uuid4().hex[:8],
                 "type": "function",
-                "function": {"name": tools[0]["function"]["name"], "arguments": '{"city": "Paris"}'},
+                "function": {
+                    "name": tools[0]["function"]["name"],
+                    "arguments": '{"city": "Paris"}',
+                },
             }
             return "", call, "TOOL_CALL"
-        said = next((m.get("content") for m in reversed(body["messages"]) if m["role"] == "user"), "")
-        text = behaviour.text if isinstance(behaviour, Reply) and behaviour.text else f"echo: {said}"
+        said = next(
+            (m.get("content") for m in reversed(body["messages"]) if m["role"] == "user"), ""
+        )
+        text = (
+            behaviour.text if isinstance(behaviour, Reply) and behaviour.text else f"echo: {said}"
+        )
         words = text.split(" ")
         limit = body.get("max_tokens")
         if isinstance(limit, int) and limit < len(words):
@@ -94,14 +127,35 @@ class FakeCohere(FakeUpstream):
             message["tool_calls"] = [call]
         else:
             message["content"] = [{"type": "text", "text": text}]
-        return {"id": str(uuid.uuid4()), "finish_reason": finish, "message": message, "usage": USAGE}
+        return {
+            "id": str(uuid.uuid4()),
+            "finish_reason": finish,
+            "message": message,
+            "usage": USAGE,
+        }
 
-    def stream_events(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Iterator[bytes]:
+    def stream_events(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> Iterator[bytes]:
         def event(kind: str, **fields: Any) -> bytes:
-            return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
+            return (
+                b"event: "
+                + kind.encode()
+                + b"\ndata: "
+                + orjson.dumps({"type": kind, **fields})
+                + b"\n\n"
+            )
 
         text, call, finish = self._plan(body, behaviour)
-        start = {"message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}}
+        start = {
+            "message": {
+                "role": "assistant",
+                "content": [],
+                "tool_plan": "",
+                "tool_calls": [],
+                "citations": [],
+            }
+        }
         yield event("message-start", id=str(uuid.uuid4()), delta=start)
         if call:
             yield event("tool-plan-delta", delta={"message": {"tool_plan": "I will call it."}})
@@ -109,12 +163,22 @@ class FakeCohere(FakeUpstream):
             first = {**call, "function": {"name": fn["name"], "arguments": ""}}
             yield event("tool-call-start", index=0, delta={"message": {"tool_calls": first}})
             for part in ('{"ci', 'ty": "Pa', 'ris"}'):
-                yield event("tool-call-delta", index=0, delta={"message": {"tool_calls": {"function": {"arguments": part}}}})
+                yield event(
+                    "tool-call-delta",
+                    index=0,
+                    delta={"message": {"tool_calls": {"function": {"arguments": part}}}},
+                )
             yield event("tool-call-end", index=0)
         else:
-            yield event("content-start", index=0, delta={"message": {"content": {"type": "text", "text": ""}}})
+            yield event(
+                "content-start",
+                index=0,
+                delta={"message": {"content": {"type": "text", "text": ""}}},
+            )
             for i, word in enumerate(text.split(" ")):
                 piece = word if i == 0 else " " + word
-                yield event("content-delta", index=0, delta={"message": {"content": {"text": piece}}})
+                yield event(
+                    "content-delta", index=0, delta={"message": {"content": {"text": piece}}}
+                )
             yield event("content-end", index=0)
         yield event("message-end", delta={"finish_reason": finish, "usage": USAGE})

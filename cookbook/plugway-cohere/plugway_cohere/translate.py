@@ -44,7 +44,11 @@ def to_cohere(body: dict[str, Any], model: str) -> dict[str, Any]:
             messages.append(out)
         elif role == "tool":
             messages.append(
-                {"role": "tool", "tool_call_id": m.get("tool_call_id"), "content": _text(m.get("content"))}
+                {
+                    "role": "tool",
+                    "tool_call_id": m.get("tool_call_id"),
+                    "content": _text(m.get("content")),
+                }
             )
     out = {"model": model, "messages": messages}
     tools = body.get("tools")
@@ -86,14 +90,20 @@ def to_cohere(body: dict[str, Any], model: str) -> dict[str, Any]:
 def usage_of(usage: Any) -> dict[str, int]:
     tokens = (usage or {}).get("tokens") or (usage or {}).get("billed_units") or {}
     prompt, completion = int(tokens.get("input_tokens") or 0), int(tokens.get("output_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def from_cohere(data: dict[str, Any], model: str) -> dict[str, Any]:
     """A Cohere chat response -> an OpenAI ``chat.completion``."""
     message = data.get("message") or {}
     out: dict[str, Any] = {"role": "assistant", "content": None}
-    text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text")
+    text = "".join(
+        p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text"
+    )
     if text:
         out["content"] = text
     if message.get("tool_calls"):
@@ -101,7 +111,10 @@ def from_cohere(data: dict[str, Any], model: str) -> dict[str, Any]:
             {
                 "id": c["id"],
                 "type": "function",
-                "function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments") or "{}"},
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": c["function"].get("arguments") or "{}",
+                },
             }
             for c in message["tool_calls"]
         ]
@@ -111,7 +124,11 @@ def from_cohere(data: dict[str, Any], model: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": out, "finish_reason": FINISH.get(data.get("finish_reason", ""), "stop")}
+            {
+                "index": 0,
+                "message": out,
+                "finish_reason": FINISH.get(data.get("finish_reason", ""), "stop"),
+            }
         ],
         "usage": usage_of(data.get("usage")),
     }
@@ -157,7 +174,18 @@ class StreamTranslator:
             return [self._chunk({"tool_calls": [delta]})]
         if kind == "tool-call-delta":
             fn = (message.get("tool_calls") or {}).get("function") or {}
-            return [self._chunk({"tool_calls": [{"index": self.calls, "function": {"arguments": fn.get("arguments", "")}}]})]
+            return [
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": self.calls,
+                                "function": {"arguments": fn.get("arguments", "")},
+                            }
+                        ]
+                    }
+                )
+            ]
         if kind == "message-end":
             delta = event.get("delta") or {}
             self.finish_reason = FINISH.get(delta.get("finish_reason", ""), "stop")
