@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from plugway.errors import ContextWindowExceeded
-from plugway.testing import FakeOpenAI, Status
+from plugway.testing import FakeGemini, FakeOpenAI, Status
 from plugway.testing.conformance import (
     COMMON_ERROR_CASES,
     ErrorCase,
@@ -16,6 +16,7 @@ class TestOpenAIConformance(UpstreamConformance):
     provider_type = "openai"
     fake_class = FakeOpenAI
     base_path = "/v1"
+    tool_arguments = {"city": "Paris"}
     error_cases = [
         *COMMON_ERROR_CASES,
         ErrorCase(
@@ -32,3 +33,11 @@ class TestOpenAIConformance(UpstreamConformance):
 class TestFakeConformance(ProviderConformance):
     provider_type = "fake"
     echoes_prompt = True
+    tool_arguments = {}
+
+
+class TestGeminiConformance(UpstreamConformance):
+    provider_type = "gemini"
+    fake_class = FakeGemini
+    model = "gemini-2.5-flash"
+    tool_arguments = {"city": "Paris", "days": [1, 2]}

@@ -266,6 +266,15 @@ class FakeGemini(FakeUpstream):
             return behaviour.text
         return f"echo: {_last_user_text(body)}"
 
+    def _cut(self, body: dict[str, Any], text: str) -> tuple[str, str]:
+        """``text`` cut at ``generationConfig.maxOutputTokens`` (counted in words) and the
+        finish reason: ``MAX_TOKENS`` when it was cut, else ``STOP``."""
+        limit = (body.get("generationConfig") or {}).get("maxOutputTokens")
+        words = text.split(" ")
+        if isinstance(limit, int) and 0 < limit < len(words):
+            return " ".join(words[:limit]), "MAX_TOKENS"
+        return text, "STOP"
+
     def _forced_function(self, body: dict[str, Any]) -> str | None:
         config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
         if config.get("mode") != "ANY":
@@ -303,6 +312,7 @@ class FakeGemini(FakeUpstream):
         if method == "batchEmbedContents":
             return {"embeddings": [{"values": self._vector(r)} for r in body["requests"]]}
         function = self._forced_function(body)
+        finish = "STOP"
         if function:
             parts: list[dict[str, Any]] = [
                 {
@@ -312,10 +322,10 @@ class FakeGemini(FakeUpstream):
             ]
             output = 4
         else:
-            text = self._text(body, behaviour)
+            text, finish = self._cut(body, self._text(body, behaviour))
             parts, output = [{"text": text}], len(text.split())
         candidates = [
-            {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": i}
+            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": i}
             for i in range((body.get("generationConfig") or {}).get("candidateCount", 1))
         ]
         return {
@@ -356,8 +366,9 @@ class FakeGemini(FakeUpstream):
                 "STOP",
             )
             return
-        words = self._text(body, behaviour).split(" ")
+        text, finish = self._cut(body, self._text(body, behaviour))
+        words = text.split(" ")
         for i, word in enumerate(words):
             last = i == len(words) - 1
             piece = word if i == 0 else " " + word
-            yield event([{"text": piece}], i + 1, "STOP" if last else None)
+            yield event([{"text": piece}], i + 1, finish if last else None)

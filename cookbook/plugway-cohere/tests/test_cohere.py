@@ -16,6 +16,7 @@ class TestCohereConformance(UpstreamConformance):
     provider_type = "cohere"
     fake_class = FakeCohere
     model = "command-a-03-2025"
+    tool_arguments = {"city": "Paris"}
 
 
 def test_request_translation() -> None:
