@@ -27,7 +27,7 @@ and ``aclose`` called around each test) and once end to end through a real gatew
 * finish reasons: ``stop``, ``length`` (``max_tokens``; fakes count tokens in words) and
   ``tool_calls``, or the cases a subclass lists in :attr:`ProviderConformance.finish_reason_cases`;
 * SSE framing: every item a ``ChunkStream`` yields is whole ``data: {...}\\n\\n`` events of
-  ``chat.completion.chunk`` objects with one id, never ``[DONE]``.
+  ``chat.completion.chunk`` objects (SSE comments such as ``: ping`` allowed) with one id, never ``[DONE]``.
 
 :class:`UpstreamConformance` adds what needs an upstream: streams whose bytes arrive split at
 every byte boundary (text and tool calls), and error mapping and retryability for every case
@@ -246,10 +246,13 @@ class Streamed:
 
 
 def parse_events(data: bytes) -> list[dict[str, Any]]:
-    """Whole ``data: {...}\\n\\n`` events -> chunk dicts; fails on anything else."""
+    """Whole ``data: {...}\\n\\n`` events -> chunk dicts, skipping SSE comments
+    (``: ping`` keep-alives); fails on anything else."""
     assert data.endswith(b"\n\n"), f"a yielded item does not end with a whole event: {data!r}"
     chunks = []
     for event in data.split(b"\n\n")[:-1]:
+        if all(line.startswith(b":") for line in event.split(b"\n")):
+            continue  # an SSE comment (a keep-alive): clients ignore it
         assert event.startswith(b"data: "), f"not an SSE data event: {event!r}"
         payload = event[len(b"data: ") :]
         assert payload != b"[DONE]", "a ChunkStream must not yield [DONE]; the core adds it"
