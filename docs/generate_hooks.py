@@ -4,6 +4,7 @@ page; ``--check`` exits 1 when it is stale (tests/test_hook_docs.py runs the sam
 
 from __future__ import annotations
 
+import ast
 import inspect
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from plugway.hooks import PROJECT, hookspecs
 
 PAGE = Path(__file__).parent / "hooks.md"
+#: Plugins whose hook impls the tests run (one ``test_hook_<name>`` each): the examples.
+EXAMPLES = Path(__file__).parent.parent / "tests" / "hook_plugins"
 
 FAMILIES = {
     "register_providers": "Registration",
@@ -40,6 +43,23 @@ def typed_signature(name: str) -> str:
     sig = inspect.signature(fn)
     params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
     return f"def {name}({params}) -> {sig.return_annotation}:"
+
+
+def example(name: str) -> tuple[str, str] | None:
+    """The source (decorator included) of the impl of hook ``name`` in the test plugins, and
+    the file it comes from; ``None`` when no test plugin implements it."""
+    for path in sorted(EXAMPLES.glob("*.py")):
+        source = path.read_text()
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+                start = (
+                    min(d.lineno for d in node.decorator_list)
+                    if node.decorator_list
+                    else node.lineno
+                )
+                lines = source.splitlines()[start - 1 : node.end_lineno]
+                return "\n".join(lines), path.relative_to(PAGE.parent.parent).as_posix()
+    return None
 
 
 def render() -> str:
@@ -78,6 +98,17 @@ def render() -> str:
             inspect.cleandoc(fn.__doc__ or ""),
             "",
         ]
+        found = example(name)
+        if found is not None:
+            code, where = found
+            lines += [
+                f"Example, from [{where}](../{where}) (run by `test_hook_{name}`):",
+                "",
+                "```python",
+                code,
+                "```",
+                "",
+            ]
     return "\n".join(lines).rstrip() + "\n"
 
 
