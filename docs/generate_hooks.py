@@ -58,7 +58,7 @@ def example(name: str) -> tuple[str, str] | None:
                     else node.lineno
                 )
                 lines = source.splitlines()[start - 1 : node.end_lineno]
-                return "\n".join(lines), path.relative_to(PAGE.parent.parent).as_posix()
+                return "\n".join(lines), path.relative_to(EXAMPLES.parent.parent).as_posix()
     return None
 
 
