@@ -15,6 +15,8 @@ from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
 from plugway.testing.pytest_plugin import UpstreamPool
 from venv_kit import Venv
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -41,6 +41,10 @@ import pytest
 from plugway.testing.fake_upstream import FakeOpenAI, FakeUpstream
 from plugway.testing.gateway_process import GatewayProcess
 
+# A plugin author's failure in the conformance suite then shows the values, as in their own
+# tests (the suite is imported later, by the author's test module).
+pytest.register_assert_rewrite("plugway.testing.conformance")
+
 F = TypeVar("F", bound=FakeUpstream)
 
 
