@@ -192,6 +192,8 @@ def claude_gateway(
     one (``gpt``) and a mixed route (``claude-then-gpt``)."""
     with GatewayProcess(anthropic_config(claude_up, claude_backup, primary)) as gw:
         yield gw
+
+
 @pytest.fixture(scope="session")
 def throwaway_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A virtualenv for ``pip install``-ing plugin packages as a user would (see venv_kit)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from plugway.errors import ContextWindowExceeded
-from plugway.testing import FakeGemini, FakeOpenAI, Status
+from plugway.errors import ContextWindowExceeded, UpstreamUnavailable
+from plugway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, Status
 from plugway.testing.conformance import (
     COMMON_ERROR_CASES,
     ErrorCase,
@@ -41,3 +41,22 @@ class TestGeminiConformance(UpstreamConformance):
     fake_class = FakeGemini
     model = "gemini-2.5-flash"
     tool_arguments = {"city": "Paris", "days": [1, 2]}
+
+
+class TestAnthropicConformance(UpstreamConformance):
+    provider_type = "anthropic"
+    fake_class = FakeAnthropic
+    model = "claude-sonnet-4-5"
+    tool_arguments = {"city": "Paris"}
+    error_cases = [
+        *COMMON_ERROR_CASES,
+        ErrorCase("overloaded", Status(529, "Overloaded"), UpstreamUnavailable, True, 502),
+        ErrorCase(
+            "context-window",
+            Status(400, "prompt is too long: 250000 tokens > 200000 maximum"),
+            ContextWindowExceeded,
+            retryable=False,
+            status=400,
+            message_contains="prompt is too long",
+        ),
+    ]

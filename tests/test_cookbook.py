@@ -228,3 +228,26 @@ def test_client_shell_tools_via_openai_base_url(default_gateway: GatewayProcess)
         check=True,
     )
     assert sdk_tool.stdout.strip().endswith("You said: env")
+
+
+def test_client_anthropic_sdk_and_claude_code_settings(
+    default_gateway: GatewayProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anthropic
+
+    # The recipe's environment, as Claude Code reads it: the base URL has no /v1, the token
+    # goes as a bearer token. The SDK picks both up from the environment.
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", default_gateway.url)
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "sk-anything")
+    client = anthropic.Anthropic(max_retries=0)
+    message = client.messages.create(
+        model="fake-chat", max_tokens=64, messages=[{"role": "user", "content": "hi claude"}]
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text.endswith("You said: hi claude")
+    with client.messages.stream(
+        model="fake-chat", max_tokens=64, messages=[{"role": "user", "content": "stream it"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+    assert text.endswith("You said: stream it")

@@ -24,10 +24,18 @@ type = "hooktest_shout"
 [providers.plain]
 type = "fake"
 
+[providers.slow]
+type = "fake"
+delay = 2.0
+
 [providers.flaky]
 type = "openai"
 base_url = "{flaky.url}/v1"
 api_key = "sk-flaky-0123456789"
+
+[plugins]
+# These tests fail targets on purpose: no breaker may take one out for the next test.
+disabled = ["health"]
 
 [plugins.every_hook]
 greeting = "bonjour"
@@ -40,6 +48,10 @@ targets = [{{ provider = "shouty", model = "a" }}, {{ provider = "plain", model 
 [[models]]
 name = "shout"
 targets = [{{ provider = "shouty", model = "s" }}]
+
+[[models]]
+name = "slowpair"
+targets = [{{ provider = "slow", model = "s" }}, {{ provider = "plain", model = "b" }}]
 
 [[models]]
 name = "flaky"
@@ -135,6 +147,24 @@ def test_hook_on_failure(gw: GatewayProcess, flaky: FakeOpenAI) -> None:
     assert answer.status_code == 200 and answer.headers["x-plugway-provider"] == "plain"
     flaky.script(Status(400, "plain refusal"))
     assert ask(gw, "flaky", "tea?").status_code == 400  # the built-in policy: stop
+
+
+def test_hook_hedge_delay(gw: GatewayProcess) -> None:
+    hedged = ask(gw, "slowpair", "hedge please")
+    assert hedged.headers["x-plugway-provider"] == "plain"
+    assert hedged.headers["x-plugway-attempts"] == "2"
+
+
+def test_hook_attempt_started_and_attempt_ended(gw: GatewayProcess, flaky: FakeOpenAI) -> None:
+    flaky.script(Status(418, "I am a teapot"))
+    answer = ask(gw, "flaky", "tea?")
+    assert answer.headers["x-hooktest-attempts"] == (
+        "started:flaky,ended:error,started:plain,ended:ok"
+    )
+
+
+test_hook_attempt_started = test_hook_attempt_started_and_attempt_ended
+test_hook_attempt_ended = test_hook_attempt_started_and_attempt_ended
 
 
 def test_hook_stream_chunk(gw: GatewayProcess) -> None:

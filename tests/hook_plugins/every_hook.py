@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from plugway import FailureDecision, ProviderResponse, RequestContext, Target, hookimpl
+from plugway import Attempt, FailureDecision, ProviderResponse, RequestContext, Target, hookimpl
 from plugway.builtin_providers.fake import FakeProvider
 from plugway.errors import PermissionDenied, UpstreamRejected
 from sanic import Sanic, response
@@ -102,6 +102,23 @@ def on_failure(ctx: RequestContext, error: Any) -> FailureDecision | None:
 
 
 @hookimpl
+def hedge_delay(ctx: RequestContext, target: Target) -> float | None:
+    if _said(ctx).startswith("hedge please") and target.provider == "slow":
+        return 0.05  # start the next target if this one has not answered within 50 ms
+    return None
+
+
+@hookimpl
+def attempt_started(ctx: RequestContext, attempt: Attempt) -> None:
+    ctx.state.setdefault("every_hook", []).append(f"started:{attempt.target.provider}")
+
+
+@hookimpl
+def attempt_ended(ctx: RequestContext, attempt: Attempt) -> None:
+    ctx.state.setdefault("every_hook", []).append(f"ended:{attempt.outcome}")
+
+
+@hookimpl
 def stream_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
     for choice in chunk.get("choices") or []:
         content = choice.get("delta", {}).get("content")
@@ -114,3 +131,4 @@ def stream_chunk(chunk: dict[str, Any]) -> dict[str, Any] | None:
 def post_response(ctx: RequestContext, response: ProviderResponse | None) -> None:
     if response is not None and response.usage:
         ctx.response_headers["x-hooktest-total-tokens"] = str(response.usage["total_tokens"])
+    ctx.response_headers["x-hooktest-attempts"] = ",".join(ctx.state.get("every_hook", []))
