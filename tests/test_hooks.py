@@ -105,6 +105,16 @@ test_hook_register_settings = test_hook_register_settings_and_register_routes
 test_hook_register_routes = test_hook_register_settings_and_register_routes
 
 
+def test_hook_render_error(gw: GatewayProcess) -> None:
+    ours = httpx.get(gw.url + "/hooktest/missing")
+    assert ours.status_code == 404
+    assert set(ours.json()) == {"hooktest_error", "request_id"}
+    wrong_method = httpx.post(gw.url + "/hooktest/greeting")
+    assert wrong_method.status_code == 405 and "hooktest_error" in wrong_method.json()
+    theirs = httpx.get(gw.url + "/v1/missing")
+    assert theirs.status_code == 404 and set(theirs.json()) == {"error"}
+
+
 def test_hook_plugway_startup(gw: GatewayProcess) -> None:
     assert httpx.get(gw.url + "/hooktest/greeting").json()["started"] == ["bonjour"]
 

@@ -66,6 +66,15 @@ def register_routes(app: Sanic[Any, Any], config: Any) -> None:
 
 
 @hookimpl
+def render_error(request: Any, error: Any, request_id: str) -> Any:
+    if not request.path.startswith("/hooktest/"):
+        return None  # not our route: the default (OpenAI's) shape
+    return response.json(
+        {"hooktest_error": error.message, "request_id": request_id}, status=error.status
+    )
+
+
+@hookimpl
 async def plugway_startup(app: Sanic[Any, Any], config: Any) -> None:
     STARTED.append(config.plugin_settings["every_hook"].greeting)
 
