@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from plugway.testing import FakeOpenAI, GatewayProcess, Status
+from plugway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, GatewayProcess, Status
 from plugway.testing.gateway_process import plugin_site
 
 FILTER = Path(__file__).parent.parent / "cookbook" / "security" / "secret_filter.py"
@@ -17,7 +17,7 @@ FILTER = Path(__file__).parent.parent / "cookbook" / "security" / "secret_filter
 
 @pytest.fixture(scope="module")
 def plugway_config(plugway_upstreams: object) -> str:
-    upstream = plugway_upstreams.get(FakeOpenAI, "kit")  # type: ignore[attr-defined]
+    upstream = plugway_upstreams.get(FakeOpenAI, "kit")
     return f"""
 [providers.up]
 type = "openai"
@@ -80,3 +80,37 @@ def test_plugin_site_makes_modules_and_packages_discoverable(tmp_path: Path) -> 
     assert points.read_text() == "[plugway]\nmy_pkg = my_pkg\n"
     with pytest.raises(FileNotFoundError):
         plugin_site([tmp_path / "missing.py"], tmp_path / "site")
+
+
+def test_one_fake_per_wire_format(
+    plugway_gateway: Callable[..., GatewayProcess],
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> None:
+    gateway = plugway_gateway(f"""
+[providers.claude]
+type = "anthropic"
+base_url = "{fake_anthropic.url}"
+api_key = "sk-ant-kit-0123456789"
+
+[providers.gem]
+type = "gemini"
+base_url = "{fake_gemini.url}"
+api_key = "gem-kit-0123456789"
+
+[[models]]
+name = "claude"
+targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
+
+[[models]]
+name = "gem"
+targets = [{{ provider = "gem", model = "gemini-2.5-flash" }}]
+""")
+    client = gateway.openai()
+    for model in ("claude", "gem"):
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hello"}]
+        )
+        assert reply.choices[0].message.content == "echo: hello"
+    assert fake_anthropic.requests[-1].path == "/v1/messages"
+    assert ":generateContent" in fake_gemini.requests[-1].path

@@ -16,8 +16,8 @@ Fixtures (all prefixed so they never clash with a project's own):
     A factory: ``fake_upstream(FakeOpenAI, name="primary")`` returns a fake upstream of that
     class, started once per session per (class, name) and reset (empty script, no records)
     for each test. Script failures with ``upstream.script(Status(503), Reset(), Reply())``.
-``fake_openai``
-    ``fake_upstream(FakeOpenAI)``.
+``fake_openai``, ``fake_anthropic``, ``fake_gemini``
+    ``fake_upstream(FakeOpenAI)`` and the like: one fake per built-in wire format.
 ``plugway_config`` / ``plugway_plugins``
     Module-scoped; override them in a test module or ``conftest.py`` to configure
     ``plugway_server`` (default: the built-in config, which serves the ``fake`` provider,
@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from plugway.testing.fake_anthropic import FakeAnthropic
+from plugway.testing.fake_gemini import FakeGemini
 from plugway.testing.fake_upstream import FakeOpenAI, FakeUpstream
 from plugway.testing.gateway_process import GatewayProcess
 
@@ -125,6 +127,18 @@ def fake_upstream(plugway_upstreams: UpstreamPool) -> Callable[..., FakeUpstream
 def fake_openai(fake_upstream: Callable[..., FakeUpstream]) -> FakeUpstream:
     """A fake OpenAI upstream (``url + "/v1"`` is its base URL), reset for this test."""
     return fake_upstream(FakeOpenAI)
+
+
+@pytest.fixture
+def fake_anthropic(fake_upstream: Callable[..., FakeUpstream]) -> FakeUpstream:
+    """A fake Anthropic Messages API (base URL: ``fake_anthropic.url``), reset for this test."""
+    return fake_upstream(FakeAnthropic)
+
+
+@pytest.fixture
+def fake_gemini(fake_upstream: Callable[..., FakeUpstream]) -> FakeUpstream:
+    """A fake Gemini API (base URL: ``fake_gemini.url``), reset for this test."""
+    return fake_upstream(FakeGemini)
 
 
 @pytest.fixture
