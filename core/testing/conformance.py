@@ -4,12 +4,15 @@ plugin's own upstream fake.
 A provider plugin's test file subclasses one of two classes and names its provider type::
 
     from plugway.testing.conformance import UpstreamConformance
-    from my_plugin.testing import FakeCohere
+    from plugway_cohere.testing import FakeCohere
 
     class TestCohereConformance(UpstreamConformance):
         provider_type = "cohere"
         fake_class = FakeCohere
-        base_path = "/v2"  # appended to the fake's URL to make the provider's base_url
+        base_path = ""  # appended to the fake's URL to make base_url ("/v1" for OpenAI's)
+        tool_arguments = {"city": "Paris"}  # what the fake's tool call carries
+
+(cookbook/plugway-cohere in the plugway repository is that plugin, whole.)
 
 :class:`ProviderConformance` checks what a client sees, with the provider run in-process
 exactly as the gateway runs it (its settings checked by the real config loader, ``startup``
