@@ -15,11 +15,18 @@ PAGE = Path(__file__).parent / "hooks.md"
 #: Plugins whose hook impls the tests run (one ``test_hook_<name>`` each): the examples.
 EXAMPLES = Path(__file__).parent.parent / "tests" / "hook_plugins"
 
-FAMILIES = {
-    "register_providers": "Registration",
-    "plugway_startup": "Lifecycle",
-    "pre_route": "The request path",
-}
+
+def families() -> dict[str, str]:
+    """Hook name -> the section it sits under in hookspecs.py (``# -- lifecycle ----``)."""
+    out: dict[str, str] = {}
+    current = ""
+    for line in inspect.getsource(hookspecs).splitlines():
+        if line.startswith("# -- "):
+            title = line.removeprefix("# -- ").rstrip("- ").split(":")[0]
+            current = title[:1].upper() + title[1:]
+        elif line.startswith(("def ", "async def ")) and current:
+            out[line.split("def ", 1)[1].split("(")[0]] = current
+    return out
 
 
 def hook_names() -> list[str]:
@@ -75,9 +82,12 @@ def render() -> str:
         inspect.cleandoc(hookspecs.__doc__ or ""),
         "",
     ]
+    family = ""
+    sections = families()
     for name in hook_names():
-        if name in FAMILIES:
-            lines += [f"## {FAMILIES[name]}", ""]
+        if sections.get(name, family) != family:
+            family = sections[name]
+            lines += [f"## {family}", ""]
         fn = getattr(hookspecs, name)
         opts = getattr(fn, PROJECT + "_spec")
         calls = (
