@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hook_plugins import admin_hooks
 from plugway.errors import ConfigError
 from plugway.gateway import load_gateway
 from plugway.testing import run_plugway
 from plugway.testing.gateway_process import plugin_site
-
-from hook_plugins import admin_hooks
 
 PLUGIN = Path(admin_hooks.__file__)
 MODELS = """
