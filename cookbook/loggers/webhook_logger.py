@@ -26,6 +26,9 @@ from loguru import logger
 from plugway import RequestContext, hookimpl
 from plugway.plugins.request_logger import request_record
 
+#: This plugin writes no prompt or completion text anywhere: it may run under [privacy] zdr.
+PLUGWAY_RETAINS_CONTENT = False
+
 
 @attrs.define(kw_only=True)
 class Settings:

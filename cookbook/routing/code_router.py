@@ -3,6 +3,8 @@ contexts to the target tagged "long"; everything else follows the route's own st
 
 from plugway import hookimpl
 
+PLUGWAY_RETAINS_CONTENT = False  # reads prompts, keeps nothing: fine under [privacy] zdr
+
 LONG = 8_000  # characters of conversation that count as a long context
 CODE_MARKS = ("```", "def ", "class ", "traceback", "stack trace", "compile", "regex")
 

@@ -10,6 +10,9 @@ from typing import Any
 from plugway import RequestContext, hookimpl
 from plugway.errors import InvalidRequest
 
+#: This plugin writes no prompt or completion text anywhere: it may run under [privacy] zdr.
+PLUGWAY_RETAINS_CONTENT = False
+
 PATTERNS = {
     "an AWS access key": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "an API key": re.compile(r"\b(?:sk|sk-proj|sk-ant)-[A-Za-z0-9_-]{20,}"),
