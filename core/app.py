@@ -63,7 +63,13 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
     async def stop(app: Sanic[Any, Any]) -> None:
         await gateway.shutdown(app)
 
+    async def serving(app: Sanic[Any, Any]) -> None:
+        # Ready only once Sanic serves and handles signals, so a stop right after /ready
+        # answers still runs the shutdown hooks.
+        gateway.ready = True
+
     app.register_listener(start, "before_server_start")
+    app.register_listener(serving, "after_server_start")
     app.register_listener(stop, "after_server_stop")
 
     for paths, handler, methods in (

@@ -69,7 +69,6 @@ class Gateway:
             await provider.startup()
         await self.state.startup()
         await self.hooks.call_all("plugway_startup", app=app, config=self.config)
-        self.ready = True
 
     async def shutdown(self, app: Any) -> None:
         self.ready = False
