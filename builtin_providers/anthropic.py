@@ -35,13 +35,17 @@ from plugway.errors import (
     ContextWindowExceeded,
     UpstreamError,
     UpstreamStreamBroken,
-    UpstreamUnavailable,
     upstream_error_for_status,
 )
 from plugway.hooks import hookimpl
-from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
+from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
-from plugway.upstream import make_http_client, parse_retry_after, transport_error
+from plugway.upstream import (
+    HTTPProvider,
+    open_stream,
+    parse_retry_after,
+    post_json,
+)
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -127,22 +131,12 @@ def stream_error(exc: AnthropicStreamError, provider: str) -> UpstreamError:
     return UpstreamStreamBroken(message, provider=provider, code=exc.error_type)
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HTTPProvider):
     settings_class = AnthropicSettings
     settings: AnthropicSettings
 
-    client: httpx.AsyncClient
-
-    async def startup(self) -> None:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if self.settings.api_key:
-            headers["x-api-key"] = self.settings.api_key
-        headers.update(self.settings.headers)
-        self.client = make_http_client(self.settings, headers=headers)
-
-    async def aclose(self) -> None:
-        if hasattr(self, "client"):
-            await self.client.aclose()
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.settings.api_key} if self.settings.api_key else {}
 
     def _request_headers(self, ctx: RequestContext, stream: bool) -> dict[str, str]:
         headers = {
@@ -213,27 +207,15 @@ class AnthropicProvider(Provider):
     # -- HTTP ----------------------------------------------------------------------------------
 
     async def _post(self, ctx: RequestContext, path: str, payload: Any) -> NativeMessage:
-        try:
-            response = await self.client.post(
-                path, content=orjson.dumps(payload), headers=self._request_headers(ctx, False)
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            raise error_from_anthropic(
-                response.status_code, response.content, response.headers, self.name
-            )
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            raise UpstreamUnavailable(
-                f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name,
-                upstream_status=response.status_code,
-            )
-        return NativeMessage(raw=response.content, body=body)
+        raw, body = await post_json(
+            self.client,
+            path,
+            payload,
+            provider=self.name,
+            error_of=self._error,
+            headers=self._request_headers(ctx, False),
+        )
+        return NativeMessage(raw=raw, body=body)
 
     async def _open_stream(self, ctx: RequestContext, payload: Any) -> httpx.Response:
         request = self.client.build_request(
@@ -242,19 +224,10 @@ class AnthropicProvider(Provider):
             content=orjson.dumps(payload),
             headers=self._request_headers(ctx, True),
         )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise error_from_anthropic(response.status_code, content, response.headers, self.name)
-        return response
+        return await open_stream(self.client, request, provider=self.name, error_of=self._error)
+
+    def _error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        return error_from_anthropic(status, content, headers, self.name)
 
 
 class AnthropicChunkStream(ChunkStream):

@@ -19,10 +19,15 @@ import orjson
 from plugway.builtin_providers import gemini_format as fmt
 from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
-from plugway.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
+from plugway.errors import UpstreamError, UpstreamStreamBroken
 from plugway.hooks import hookimpl
-from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
-from plugway.upstream import make_http_client, parse_retry_after, transport_error
+from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
+from plugway.upstream import (
+    HTTPProvider,
+    open_stream,
+    parse_retry_after,
+    post_json,
+)
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -34,56 +39,29 @@ class GeminiSettings(ProviderSettings):
     api_version: str = "v1beta"
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(HTTPProvider):
     settings_class = GeminiSettings
     settings: GeminiSettings
 
-    client: httpx.AsyncClient
-
-    async def startup(self) -> None:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if self.settings.api_key:
-            headers["x-goog-api-key"] = self.settings.api_key
-        headers.update(self.settings.headers)
-        self.client = make_http_client(self.settings, headers=headers)
-
-    async def aclose(self) -> None:
-        if hasattr(self, "client"):
-            await self.client.aclose()
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.settings.api_key} if self.settings.api_key else {}
 
     def _path(self, model: str, method: str) -> str:
         return f"/{self.settings.api_version}/{quote(fmt.model_path(model), safe='/')}:{method}"
 
-    def _error(self, response: httpx.Response, content: bytes) -> UpstreamError:
+    def _error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamError:
         try:
             data = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             data = None
         return fmt.error_from_gemini(
-            response.status_code,
-            data,
-            response.headers,
-            self.name,
-            retry_after=parse_retry_after(response.headers),
+            status, data, headers, self.name, retry_after=parse_retry_after(headers)
         )
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self.client.post(path, content=orjson.dumps(payload))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            raise self._error(response, response.content)
-        try:
-            data = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise UpstreamUnavailable(
-                f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name,
-                upstream_status=response.status_code,
-            )
+        _, data = await post_json(
+            self.client, path, payload, provider=self.name, error_of=self._error
+        )
         return data
 
     async def chat(
@@ -108,18 +86,7 @@ class GeminiProvider(Provider):
             content=orjson.dumps(payload),
             headers={"accept": "text/event-stream"},
         )
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise self._error(response, content)
+        response = await open_stream(self.client, request, provider=self.name, error_of=self._error)
         translator = fmt.StreamTranslator(
             model=target.model, include_usage=include_usage, provider=self.name
         )

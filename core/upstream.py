@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +18,7 @@ from plugway.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
-from plugway.provider import ProviderSettings
+from plugway.provider import Provider, ProviderSettings
 
 
 def make_http_client(
@@ -113,3 +114,83 @@ def error_from_response(
         param=param,
         retry_after=parse_retry_after(headers),
     )
+
+
+#: Turns an upstream error response (status, body, headers) into the gateway's error.
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: Any,
+    *,
+    provider: str,
+    error_of: ErrorMapper,
+    **request: Any,
+) -> tuple[bytes, dict[str, Any]]:
+    """POST ``payload`` as JSON and return the answer's bytes and its parsed object.
+
+    A transport failure, an error status (mapped by ``error_of``) and a body that is not a
+    JSON object all raise the matching :class:`UpstreamError`, so providers only translate.
+    """
+    try:
+        response = await client.post(path, content=orjson.dumps(payload), **request)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider) from None
+    raw = response.content
+    if response.status_code >= 400:
+        raise error_of(response.status_code, raw, response.headers)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable(
+            f"provider '{provider}' answered with a body that is not a JSON object",
+            provider=provider,
+            upstream_status=response.status_code,
+        )
+    return raw, body
+
+
+async def open_stream(
+    client: httpx.AsyncClient, request: httpx.Request, *, provider: str, error_of: ErrorMapper
+) -> httpx.Response:
+    """Send ``request`` for a streamed answer and return the open response once the upstream
+    accepted it; an error status is read, closed and raised through ``error_of``."""
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, provider) from None
+    if response.status_code >= 400:
+        try:
+            content = await response.aread()
+        except httpx.HTTPError:
+            content = b""
+        finally:
+            await response.aclose()
+        raise error_of(response.status_code, content, response.headers)
+    return response
+
+
+class HTTPProvider(Provider):
+    """A provider that talks JSON over one pooled client per worker: ``startup`` opens
+    ``self.client`` with the JSON headers, :meth:`auth_headers` and the settings' ``headers``
+    (which win); ``aclose`` closes it."""
+
+    client: httpx.AsyncClient
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that carry the key (never logged)."""
+        return {}
+
+    async def startup(self) -> None:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(self.auth_headers())
+        headers.update(self.settings.headers)
+        self.client = make_http_client(self.settings, headers=headers)
+
+    async def aclose(self) -> None:
+        if hasattr(self, "client"):
+            await self.client.aclose()
