@@ -3,7 +3,9 @@ limit a Python gateway on Sanic + httpx can reach. It forwards the body bytes to
 and the answer (or the stream, chunk by chunk) back, and does nothing else.
 
 ``--transport`` picks the httpx transport: ``stock`` (httpx's defaults), ``tuned`` (httpx with
-pool limits raised to 1000), ``aiohttp`` (httpx over ``httpx-aiohttp``, as plugway uses).
+pool limits raised to 1000), ``aiohttp`` (``client.post`` over ``httpx-aiohttp``: the null
+proxy of the issue), ``direct`` (prebuilt ``httpx.Request`` handed straight to the same
+aiohttp transport, as plugway's ``DirectSender`` does: the limit for that code path).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import httpx
 from sanic import HTTPResponse, Request, Sanic
 
-TRANSPORTS = ("stock", "tuned", "aiohttp")
+TRANSPORTS = ("stock", "tuned", "aiohttp", "direct")
 
 
 def make_client(kind: str, base_url: str) -> httpx.AsyncClient:
@@ -36,7 +38,29 @@ def create_app(kind: str, upstream: str) -> Sanic[Any, Any]:
 
     @app.before_server_start
     async def start(app: Sanic[Any, Any]) -> None:
-        app.ctx.client = make_client(kind, upstream)
+        app.ctx.client = make_client("aiohttp" if kind == "direct" else kind, upstream)
+        app.ctx.url = httpx.URL(upstream.rstrip("/") + "/chat/completions")
+        app.ctx.headers = httpx.Headers({**app.ctx.client.headers, **headers})
+        app.ctx.timeout = {"timeout": httpx.Timeout(60.0).as_dict()}
+
+    async def send(request: Request, stream: bool) -> httpx.Response:
+        client: httpx.AsyncClient = request.app.ctx.client
+        if kind != "direct":
+            upstream_request = client.build_request(
+                "POST", "/chat/completions", content=request.body, headers=headers
+            )
+            return await client.send(upstream_request, stream=stream)
+        upstream_request = httpx.Request(
+            "POST",
+            request.app.ctx.url,
+            headers=request.app.ctx.headers,
+            content=request.body,
+            extensions=request.app.ctx.timeout,
+        )
+        answer = await client._transport.handle_async_request(upstream_request)
+        if not stream:
+            await answer.aread()
+        return answer
 
     @app.after_server_stop
     async def stop(app: Sanic[Any, Any]) -> None:
@@ -44,17 +68,13 @@ def create_app(kind: str, upstream: str) -> Sanic[Any, Any]:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> HTTPResponse | None:
-        client: httpx.AsyncClient = request.app.ctx.client
         body = request.body
         if b'"stream":true' not in body and b'"stream": true' not in body:
-            answer = await client.post("/chat/completions", content=body, headers=headers)
+            answer = await send(request, stream=False)
             return HTTPResponse(
                 answer.content, status=answer.status_code, content_type="application/json"
             )
-        upstream_request = client.build_request(
-            "POST", "/chat/completions", content=body, headers=headers
-        )
-        answer = await client.send(upstream_request, stream=True)
+        answer = await send(request, stream=True)
         try:
             response = await request.respond(
                 status=answer.status_code, content_type="text/event-stream"

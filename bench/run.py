@@ -221,6 +221,9 @@ def make_targets(tmp: Path, wanted: list[str]) -> dict[str, Target]:
         "null": Target("null", 9201, [*null, "--port", "9201", "--transport", "aiohttp"]),
         "null-stock": Target("null-stock", 9202, [*null, "--port", "9202", "--transport", "stock"]),
         "null-tuned": Target("null-tuned", 9203, [*null, "--port", "9203", "--transport", "tuned"]),
+        "null-direct": Target(
+            "null-direct", 9204, [*null, "--port", "9204", "--transport", "direct"]
+        ),
         "plugway": Target(
             "plugway", 9300, [*plugway, str(plugway_config(9300, tmp / "plugway.toml"))]
         ),
