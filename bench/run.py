@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -212,7 +213,48 @@ def litellm_config(path: Path) -> Path:
     return path
 
 
-def make_targets(tmp: Path, wanted: list[str]) -> dict[str, Target]:
+def plugway_at(rev: str) -> Path:
+    """A virtualenv (system site-packages for the dependencies) with plugway as of git
+    revision ``rev`` installed, to measure each hot-path change against the one before."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=HERE, capture_output=True, check=True, text=True
+    ).stdout.strip()
+    venv = Path(tempfile.gettempdir()) / f"plugway-bench-{sha}"
+    if (venv / "bin" / "plugway").exists():
+        return venv
+    src = venv.with_name(venv.name + "-src")
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", sha], cwd=HERE.parent, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    wheels = src / "dist"
+    subprocess.run(  # built with this interpreter's setuptools, installed as a wheel
+        [
+            base_python,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(src),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", *map(str, wheels.glob("*.whl"))],
+        check=True,
+    )
+    return venv
+
+
+def make_targets(tmp: Path, wanted: list[str], revs: list[str]) -> dict[str, Target]:
     plugway = [str(Path(PY).parent / "plugway"), "serve", "--log-level", "INFO", "--config"]
     noop_env = {"PYTHONPATH": str(HERE / "noop_plugin")}
     null = [PY, str(HERE / "null_proxy.py"), "--upstream", f"http://127.0.0.1:{UP_PORT}/v1"]
@@ -235,6 +277,24 @@ def make_targets(tmp: Path, wanted: list[str]) -> dict[str, Target]:
             streams=False,
         ),
     }
+    for i, rev in enumerate(revs):
+        name = f"plugway@{rev}"
+        port = 9310 + i
+        target = Target(name, port, None)
+        try:
+            venv = plugway_at(rev)
+            target.cmd = [
+                str(venv / "bin" / "plugway"),
+                "serve",
+                "--log-level",
+                "INFO",
+                "--config",
+                str(plugway_config(port, tmp / f"plugway-{i}.toml")),
+            ]
+        except (OSError, subprocess.CalledProcessError) as exc:
+            target.error = f"could not build {rev}: {exc}"
+        all_targets[name] = target
+        wanted.append(name)
     litellm_bin = LITELLM_VENV / "bin" / "litellm"
     litellm = Target(
         "litellm",
@@ -375,7 +435,9 @@ def open_ladder(
     return out
 
 
-def stream_ladder(targets: list[Target], counts: list[int], ramp: float) -> dict[str, Any]:
+def stream_ladder(
+    targets: list[Target], counts: list[int], ramp: float, *, stop_on_failure: bool = True
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     alive = [t for t in targets if t.streams]
     for count in counts:
@@ -409,7 +471,7 @@ def stream_ladder(targets: list[Target], counts: list[int], ramp: float) -> dict
                 f"maxgap p99={(result.get('max_gap') or {}).get('p99')} "
                 f"kb/stream={result.get('kb_per_stream')}"
             )
-            if result.get("held") != count:
+            if stop_on_failure and result.get("held") != count:
                 alive.remove(target)
     return out
 
@@ -500,6 +562,23 @@ def summarize(data: dict[str, Any]) -> str:
                     if a and b:
                         parts.append(f"{point} {a / b:.1f}x")
                 add(f"- plugway / {peer} (goal >= {goal}x): " + ", ".join(parts))
+    transport = data.get("transport", {})
+    if transport:
+        kinds = [k for k in ("null-stock", "null-tuned", "null", "null-direct") if k in names]
+        add("")
+        add("Transport study (null proxy; req/s and p99 ms, medians over rounds):")
+        add("")
+        add("| upstream model @ in flight | " + " | ".join(kinds) + " |")
+        add("| --- |" + " --- |" * len(kinds))
+        for point, results in transport.items():
+            cells = []
+            for kind in kinds:
+                rows = results.get(kind, [])
+                rps = median([r.get("rps") for r in rows])
+                p99 = median([r.get("p99") for r in rows])
+                errs = sum(r.get("errors") or 0 for r in rows)
+                cells.append(f"{rps} / {p99}" + (f" ({errs} err)" if errs else ""))
+            add(f"| {point} | " + " | ".join(cells) + " |")
     opened = data.get("open", {})
     if opened:
         add("")
@@ -533,7 +612,7 @@ def summarize(data: dict[str, Any]) -> str:
                 r = results.get(name)
                 if r and r.get("held") == int(count):
                     held = int(count)
-            per = (streams.get("1000", {}).get(name) or {}).get("kb_per_stream")
+            per = (data.get("memory", {}).get("1000", {}).get(name) or {}).get("kb_per_stream")
             t = median(
                 [(r.get("ttft") or {}).get("p50") for r in data.get("ttft", {}).get(name, [])]
             )
@@ -576,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated; also null-stock, null-tuned",
     )
     parser.add_argument(
-        "--phases", default="transport,closed,open,streams,ttft,soak", help="comma-separated"
+        "--phases", default="memory,transport,closed,open,streams,ttft,soak", help="comma-separated"
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
@@ -587,12 +666,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--transport-points", default="l0-s:1,l0-s:8,l0-s:64,l0-s:256,l0-s:512,l20-s:64,l20-s:512"
     )
+    parser.add_argument(
+        "--revs", default="", help="also run plugway as of these git revisions (comma-separated)"
+    )
     parser.add_argument("--out", type=Path, help="write the raw results (JSON) here")
     parser.add_argument("--allow-host-network", action="store_true")
     args = parser.parse_args(argv)
     if args.duration > 30 or args.soak > 120 or args.rounds > 10:
         parser.error("bounded: --duration <= 30, --soak <= 120, --rounds <= 10")
     check_namespace(args.allow_host_network)
+    # A terminated run still stops what it started (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     phases = args.phases.split(",")
     wanted = args.targets.split(",")
     if "transport" in phases:
@@ -605,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
-    targets = make_targets(tmp, wanted)
+    revs = [r for r in args.revs.split(",") if r]
+    targets = make_targets(tmp, wanted, revs)
     data: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "argv": sys.argv,
@@ -627,11 +712,20 @@ def main(argv: list[str] | None = None) -> int:
             settle(target)
             if target.pid:
                 data["targets"][target.name]["idle_rss_kb"] = rss_kb(target.pid)
+        data["memory"] = {}
+        if "memory" in phases:  # first, so earlier phases' allocations do not hide its growth
+            log("== memory")
+            data["memory"] = stream_ladder(
+                [t for t in live if t.name not in ("null-stock", "null-tuned")],
+                [1000],
+                args.stream_ramp,
+                stop_on_failure=False,
+            )
         direct = targets["direct"]
         main_live = [t for t in live if t.name not in ("null-stock", "null-tuned")]
         steps: dict[str, Callable[[], Any]] = {
             "transport": lambda: closed_points(
-                [t for t in live if t.name in ("null-stock", "null-tuned", "null")],
+                [t for t in live if t.name in ("null-stock", "null-tuned", "null", "null-direct")],
                 [(p.split(":")[0], int(p.split(":")[1])) for p in args.transport_points.split(",")],
                 max(1, args.rounds - 1),
                 min(args.duration, 2.0),
@@ -643,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.duration,
             ),
             "open": lambda: open_ladder(
-                [t for t in main_live if t.name != "plugway-noop"],
+                [t for t in main_live if t.name != "plugway-noop" and "@" not in t.name],
                 [int(r) for r in args.rates.split(",")],
                 min(args.duration, 3.0),
                 direct,
@@ -654,9 +748,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.stream_ramp,
             ),
             "ttft": lambda: ttft(main_live, args.rounds),
-            "soak": lambda: soak([t for t in main_live if t.name != "plugway-noop"], args.soak),
+            "soak": lambda: soak(
+                [t for t in main_live if t.name != "plugway-noop" and "@" not in t.name], args.soak
+            ),
         }
-        for phase in phases:
+        for phase in [p for p in phases if p != "memory"]:
             log(f"== {phase}")
             data[phase] = steps[phase]()
         data["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
