@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import importlib.util
 
 from plugway import pipeline
 from plugway.context import Attempt, RequestContext

@@ -14,6 +14,7 @@ loopback is ever targeted. Peers that are not installed are reported as such.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -174,10 +175,8 @@ class Target:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             for p in pids:
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(p, 9)
-                except OSError:
-                    pass
             self.proc.wait(5)
 
 

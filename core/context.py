@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-import time
 import os
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
