@@ -285,6 +285,7 @@ async def streams(args: argparse.Namespace, raw: bytes) -> dict[str, Any]:
     stalled = 0
     failed = 0
     stall = args.stall_ms / 1000
+    open_now = [0, 0]  # streams between their first event and their end; the most at once
 
     async def one(index: int) -> None:
         nonlocal complete, stalled, failed
@@ -303,6 +304,8 @@ async def streams(args: argparse.Namespace, raw: bytes) -> dict[str, Any]:
                 now = time.perf_counter()
                 if state["first"] == 0.0:
                     state["first"] = now
+                    open_now[0] += 1
+                    open_now[1] = max(open_now[1], open_now[0])
                 else:
                     gaps.append(now - state["last"])
                 state["last"] = now
@@ -322,6 +325,9 @@ async def streams(args: argparse.Namespace, raw: bytes) -> dict[str, Any]:
             if conn is not None and conn.transport is not None:
                 conn.transport.close()
             return
+        finally:
+            if state["first"]:
+                open_now[0] -= 1
         if conn.transport is not None:
             conn.transport.close()
         if status != 200 or not state["first"]:
@@ -346,6 +352,7 @@ async def streams(args: argparse.Namespace, raw: bytes) -> dict[str, Any]:
         "stalled": stalled,
         "failed": failed,
         "held": complete - stalled if failed == 0 else 0,
+        "max_open": open_now[1],
         "ttft": percentiles(ttfts),
         "max_gap": percentiles(max_gaps),
         "gaps": percentiles(all_gaps),

@@ -96,7 +96,14 @@ def main() -> None:
     parser.add_argument("--transport", choices=TRANSPORTS, default="aiohttp")
     args = parser.parse_args()
     app = create_app(args.transport, args.upstream)
-    app.run(host="127.0.0.1", port=args.port, single_process=True, access_log=False, motd=False)
+    app.run(
+        host="127.0.0.1",
+        port=args.port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+        backlog=1024,  # as plugway's default: a burst of connections is not dropped
+    )
 
 
 if __name__ == "__main__":

@@ -462,7 +462,9 @@ def stream_ladder(
             settle(target)
             if pid:
                 result["rss_before_kb"], result["rss_peak_kb"] = before, peak[0]
-                result["kb_per_stream"] = round((peak[0] - before) / count, 2)
+                # Per stream open at the same time (the load generator counts them).
+                opened = result.get("max_open") or count
+                result["kb_per_stream"] = round((peak[0] - before) / opened, 2)
             out.setdefault(str(count), {})[target.name] = result
             log(
                 f"streams {count} {target.name}: held={result.get('held')} "
