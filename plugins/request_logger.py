@@ -4,10 +4,13 @@ It holds the request id, the model asked, the provider instance and upstream mod
 served it, every attempt with its outcome, the status, total latency, time to first token
 for streams and the token usage. Never prompt or completion text, never a key.
 
-The records finished within ``FLUSH_AFTER`` seconds go out together as one loguru message
-(one JSON line each): a loguru call costs 10-50 us, nearly all of it per call, not per line,
-and the client's response is not held behind it. Lines are not dropped on a normal stop: what
-is pending is flushed at shutdown; outside a running loop a record is emitted at once.
+The records finished in one turn of the event loop go out together as one loguru message (one
+JSON line each) at the start of the next turn: a loguru call costs 10-50 us, nearly all of it
+per call, not per line, and the client's response is not held behind it. (Waiting 20 ms for
+bigger batches saved another 3% of CPU at 16 in flight, but delays each line enough to race
+test harnesses that read the log right after a response.) Lines are not dropped on a normal
+stop: what is pending is flushed at shutdown; outside a running loop a record is emitted at
+once.
 """
 
 from __future__ import annotations
@@ -28,9 +31,7 @@ PLUGWAY_RETAINS_CONTENT = False
 CHANNEL = "request"
 _log = logger.bind(channel=CHANNEL)
 _pending: list[str] = []
-#: Longest a record waits for the batch it goes out with.
-FLUSH_AFTER = 0.02
-# When the scheduled flush is due: a flush overdue by a second (its loop was stopped) is
+# When the scheduled flush was due: a flush overdue by a second (its loop was stopped) is
 # scheduled again on the current loop, so no record is stranded.
 _due = [0.0]
 
@@ -79,8 +80,8 @@ def post_response(ctx: RequestContext) -> None:
     now = time.monotonic()
     if len(_pending) == 1 or now > _due[0] + 1.0:
         try:
-            asyncio.get_running_loop().call_later(FLUSH_AFTER, flush)
-            _due[0] = now + FLUSH_AFTER
+            asyncio.get_running_loop().call_soon(flush)
+            _due[0] = now
         except RuntimeError:
             flush()
 

@@ -45,7 +45,7 @@ def test_records_of_a_burst_go_out_together_one_json_line_each(messages: list[st
         for n in range(5):
             request_logger.post_response(context(n))
         assert messages == []  # not while the requests are being answered
-        await asyncio.sleep(request_logger.FLUSH_AFTER * 3)
+        await asyncio.sleep(0.01)
 
     asyncio.run(burst())
     records = lines(messages)
@@ -62,16 +62,21 @@ def test_outside_a_loop_a_record_is_emitted_at_once(messages: list[str]) -> None
 def test_a_record_left_by_a_stopped_loop_goes_out_with_the_next(
     messages: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def one(n: int) -> None:
-        request_logger.post_response(context(n))
+    loop = asyncio.new_event_loop()
 
-    asyncio.run(one(1))  # the loop ends before its flush is due
+    def answer_then_stop() -> None:
+        request_logger.post_response(context(1))
+        loop.stop()  # the loop ends before the flush it scheduled runs
+
+    loop.call_soon(answer_then_stop)
+    loop.run_forever()
+    loop.close()
     assert messages == []
     monkeypatch.setattr(request_logger, "_due", [-10.0])  # that flush is long overdue
 
     async def later() -> None:
-        await one(2)
-        await asyncio.sleep(request_logger.FLUSH_AFTER * 3)
+        request_logger.post_response(context(2))
+        await asyncio.sleep(0.01)
 
     asyncio.run(later())
     assert [r["request_id"] for r in lines(messages)] == ["req_1", "req_2"]
