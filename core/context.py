@@ -42,7 +42,8 @@ class Target:
     price: Price | None = None
     region: str | None = None
     tags: tuple[str, ...] = ()
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    # Left out of the hash (a dict is unhashable), so these stay usable in sets and as keys.
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     context_window: int | None = None
     #: The target keeps no prompt or completion data ([privacy] zdr routes only to these).
     zdr: bool = False
@@ -66,7 +67,8 @@ class Route:
     targets: tuple[Target, ...]
     strategy: str = "fallback"
     deadline: float | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    # Left out of the hash (a dict is unhashable), so these stay usable in sets and as keys.
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     policy: RoutePolicy = attrs.field(factory=RoutePolicy)  # retries, hedging, rules, regions
 
 
