@@ -22,7 +22,7 @@ def slow(text: str) -> str:
         "Authorization: Bearer abcdefghijklmnop",
         "AUTHORIZATION: basic Zm9vOmJhcg==",
         "authorİzation: token-value-123",  # dotted capital I: IGNORECASE matches it to i
-        "maſter_key=supersecretvalue",  # long s: IGNORECASE matches it to s
+        "maſter_key=supersecretvalue",  # noqa: RUF001 - long s: IGNORECASE matches it to s
         '{"x-api-key": "abc123def456"}',
         "GET /v1/models?KEY=abc&x=1",
         "see sk-proj-abcdefghijklmnopqrstuvwxyz and AIza" + "b" * 35,
