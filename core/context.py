@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-import os
+import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -183,8 +183,10 @@ def _label(attempt: Attempt) -> str:
 
 
 def new_request_id() -> str:
-    # 128 random bits as 32 hex digits, like uuid4().hex at a quarter of the cost.
-    return "req_" + os.urandom(16).hex()
+    # 128 random bits as 32 hex digits, like uuid4().hex, without a system call per request
+    # (os.urandom's getrandom is a preemption point on a busy core). Request ids need to be
+    # unique, not secret; the random module reseeds itself in forked children.
+    return f"req_{random.getrandbits(128):032x}"
 
 
 @attrs.define(slots=True)

@@ -108,13 +108,13 @@ class DirectSender:
     ) -> httpx.Response:
         """Send and return the response, its body read unless ``stream`` (then the caller
         must ``aclose()`` it). Raises :class:`httpx.HTTPError` subclasses."""
+        base = self.headers if headers is None else headers
         request = httpx.Request(
-            method,
-            url,
-            headers=self.headers if headers is None else headers,
-            content=content,
-            extensions=self.extensions,
+            method, url, headers=base, content=content, extensions=self.extensions
         )
+        # The copy would scan every header again to choose its encoding, each time aiohttp
+        # reads it; the headers it copied chose once (httpx caches it on them).
+        request.headers.encoding = base.encoding
         response = await self.transport.handle_async_request(request)
         if not stream:
             try:
