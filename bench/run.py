@@ -537,6 +537,8 @@ def summarize(data: dict[str, Any]) -> str:
         if info["status"] != "ok":
             add(f"| {name} | {info['status']} | | | | | | | |")
             continue
+        if not main.get("l0-s@16", {}).get(name):  # the transport study's variants
+            continue
         idle = info.get("idle_rss_kb")
         add(
             f"| {name} | ok | {med('l0-s@16', name, 'rps')} | {med('l0-s@64', name, 'rps')} | "
