@@ -30,7 +30,14 @@ from plugway.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavaila
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
-from plugway.upstream import error_from_response, make_http_client, transport_error
+from plugway.upstream import (
+    DirectSender,
+    error_from_response,
+    make_http_client,
+    make_timeout,
+    make_transport,
+    transport_error,
+)
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -72,6 +79,9 @@ class OpenAIProvider(Provider):
     settings: OpenAISettings
 
     client: httpx.AsyncClient
+    #: The hot path: prebuilt requests straight to the client's transport (same headers,
+    #: timeout and pool as ``client``).
+    direct: DirectSender
     #: Set by :meth:`startup` from the settings: the query every call carries, and whether
     #: any request quirk applies (so a host without quirks skips :meth:`_adapt`).
     _params: dict[str, str] | None = None
@@ -79,12 +89,19 @@ class OpenAIProvider(Provider):
 
     async def startup(self) -> None:
         s = self.settings
-        self.client = make_http_client(s, headers=self._headers())
+        transport = make_transport(s)
+        self.client = make_http_client(s, headers=self._headers(), transport=transport)
+        self.direct = DirectSender(self.client, transport, make_timeout(s))
+        self._stream_headers = self.direct.with_headers({"accept": "text/event-stream"})
         params = dict(s.query)
         if s.api_version:
             params["api-version"] = s.api_version
         self._params = params or None
         self._adapts = bool(s.rename or s.drop or not s.stream_options)
+
+    def _url(self, endpoint: str, model: str) -> httpx.URL:
+        """The full URL of ``endpoint`` for ``model``, merged once per path and cached."""
+        return self.direct.url(self._path(endpoint, model), self._params)
 
     def _path(self, endpoint: str, model: str) -> str:
         prefix = self.settings.path_prefix
@@ -133,21 +150,19 @@ class OpenAIProvider(Provider):
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
         payload = {**body, "model": target.model}
-        return await self._post_json(self._path("/chat/completions", target.model), payload)
+        return await self._post_json(self._url("/chat/completions", target.model), payload)
 
     async def embeddings(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
         payload = {**body, "model": target.model}
-        return await self._post_json(self._path("/embeddings", target.model), payload)
+        return await self._post_json(self._url("/embeddings", target.model), payload)
 
-    async def _post_json(self, path: str, payload: dict[str, Any]) -> ProviderResponse:
+    async def _post_json(self, url: httpx.URL, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
             payload = self._adapt(payload)
         try:
-            response = await self.client.post(
-                path, content=orjson.dumps(payload), params=self._params
-            )
+            response = await self.direct.send("POST", url, orjson.dumps(payload))
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name) from None
         if response.status_code >= 400:
@@ -181,15 +196,14 @@ class OpenAIProvider(Provider):
         }
         if self._adapts:
             payload = self._adapt(payload)
-        request = self.client.build_request(
-            "POST",
-            self._path("/chat/completions", target.model),
-            content=orjson.dumps(payload),
-            params=self._params,
-            headers={"accept": "text/event-stream"},
-        )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.direct.send(
+                "POST",
+                self._url("/chat/completions", target.model),
+                orjson.dumps(payload),
+                headers=self._stream_headers,
+                stream=True,
+            )
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name) from None
         if response.status_code >= 400:

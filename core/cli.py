@@ -179,6 +179,7 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             motd=False,
             ssl=tls,
+            backlog=server.backlog,
         )
         return 0
     from functools import partial
@@ -202,6 +203,7 @@ def serve(args: argparse.Namespace) -> int:
         # An SSLContext cannot be pickled into worker processes: pass the files, and each
         # worker builds its context (see plugway.edge.worker_tls)
         ssl=None if tls is None else {"cert": server.tls_cert, "key": server.tls_key},
+        backlog=server.backlog,
     )
     Sanic.serve(primary=app, app_loader=loader)
     return 0

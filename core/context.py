@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import random
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,8 @@ class Target:
     price: Price | None = None
     region: str | None = None
     tags: tuple[str, ...] = ()
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    # Left out of the hash (a dict is unhashable), so these stay usable in sets and as keys.
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     context_window: int | None = None
     #: The target keeps no prompt or completion data ([privacy] zdr routes only to these).
     zdr: bool = False
@@ -66,7 +67,8 @@ class Route:
     targets: tuple[Target, ...]
     strategy: str = "fallback"
     deadline: float | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    # Left out of the hash (a dict is unhashable), so these stay usable in sets and as keys.
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     policy: RoutePolicy = attrs.field(factory=RoutePolicy)  # retries, hedging, rules, regions
 
 
@@ -181,7 +183,10 @@ def _label(attempt: Attempt) -> str:
 
 
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex, without a system call per request
+    # (os.urandom's getrandom is a preemption point on a busy core). Request ids need to be
+    # unique, not secret; the random module reseeds itself in forked children.
+    return f"req_{random.getrandbits(128):032x}"
 
 
 @attrs.define(slots=True)

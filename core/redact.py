@@ -50,12 +50,37 @@ def register_secret(value: str | None) -> None:
     _secret_pattern[:] = [re.compile("|".join(re.escape(s) for s in ordered))]
 
 
+# For each of _PATTERNS, substrings one of which every match contains (in the lowered text
+# for the case-insensitive ones): a pattern whose substrings are all absent cannot match and
+# is skipped. Scanning a 500-byte request log line with all six patterns cost ~90 us, more
+# than the rest of a request's logging; the substring checks cost ~1 us.
+_NEEDS: tuple[tuple[bool, tuple[str, ...]], ...] = (
+    (True, ("authorization", "api-key", "api_key", "master-key", "master_key")),
+    (True, ("key=", "token=")),
+    (True, ("bearer",)),
+    (False, ("sk-", "pw-", "mk-", "rk-")),
+    (False, ("AIza",)),
+    (False, ("sk-ant-",)),
+)
+# The characters re's IGNORECASE matches to an ASCII letter of those substrings that
+# str.lower() does not turn into it (checked over all of Unicode).
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}
+
+
+def _folded(text: str) -> str:
+    return (text if text.isascii() else text.translate(_FOLD)).lower()
+
+
 def redact(text: str) -> str:
     """``text`` with every credential replaced by ``[REDACTED]``."""
-    for pattern in _secret_pattern:
-        text = pattern.sub(MASK, text)
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + MASK, text)
+    if _secret_pattern and any(secret in text for secret in _secrets):
+        text = _secret_pattern[0].sub(MASK, text)
+    lowered = _folded(text)
+    for pattern, (folded, needs) in zip(_PATTERNS, _NEEDS, strict=True):
+        haystack = lowered if folded else text
+        if any(need in haystack for need in needs):
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+            lowered = _folded(text)
     return text
 
 

@@ -105,6 +105,9 @@ class Metrics:
         self.registry = prom.CollectorRegistry(auto_describe=True)
         reg = None if multiprocess_dir is not None else self.registry
         self.types = {name: s.type for name, s in config.providers.items()}
+        # metric.labels(...) takes a lock and checks the values on every call (~2 us, some
+        # ten times per request): the children are looked up here instead.
+        self._children: dict[tuple[int, tuple[Any, ...]], Any] = {}
         route_labels = ("model", "provider")
 
         def histogram(
@@ -222,56 +225,64 @@ class Metrics:
         multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
 
+    def _child(self, metric: Any, *labels: Any) -> Any:
+        """``metric.labels(*labels)``, made once per label values."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, ctx: RequestContext) -> None:
         """Count one finished request (called from ``post_response``)."""
         model = ctx.route.name if ctx.route is not None else "(unknown)"
         last = ctx.final_attempt
         provider = last.target.provider if last is not None else "(none)"
         operation = OPERATION.get(ctx.endpoint, ctx.endpoint)
-        self.requests.labels(model, provider, str(ctx.status or 0)).inc()
+        self._child(self.requests, model, provider, str(ctx.status or 0)).inc()
         if ctx.ended is not None:
-            self.duration.labels(model, provider).observe(ctx.ended - ctx.started)
+            self._child(self.duration, model, provider).observe(ctx.ended - ctx.started)
         tokens = tokens_of(ctx.usage)
         if ctx.first_token_at is not None:
-            self.ttft.labels(model, provider).observe(ctx.first_token_at - ctx.started)
+            self._child(self.ttft, model, provider).observe(ctx.first_token_at - ctx.started)
             if ctx.ended is not None and tokens.completion > 1:
-                self.tpot.labels(model, provider).observe(
+                self._child(self.tpot, model, provider).observe(
                     (ctx.ended - ctx.first_token_at) / (tokens.completion - 1)
                 )
         for kind, count in tokens.by_class().items():
             if count:
-                self.tokens.labels(model, provider, kind).inc(count)
+                self._child(self.tokens, model, provider, kind).inc(count)
         if ctx.cost:
-            self.cost.labels(model, provider).inc(ctx.cost)
+            self._child(self.cost, model, provider).inc(ctx.cost)
         if last is not None and ctx.usage:
             genai = genai_provider(self.types.get(last.target.provider, last.target.provider))
-            self.genai_tokens.labels(operation, genai, last.target.model, "input").observe(
+            self._child(self.genai_tokens, operation, genai, last.target.model, "input").observe(
                 tokens.prompt
             )
             if operation != "embeddings":
-                self.genai_tokens.labels(operation, genai, last.target.model, "output").observe(
-                    tokens.completion
-                )
+                self._child(
+                    self.genai_tokens, operation, genai, last.target.model, "output"
+                ).observe(tokens.completion)
         previous = None
         for attempt in ctx.attempts:
             target = attempt.target
             ok = attempt.outcome == "ok"
-            self.attempts.labels(target.provider, target.model, attempt.outcome).inc()
+            self._child(self.attempts, target.provider, target.model, attempt.outcome).inc()
             if attempt.outcome in ("ok", "error", "broken"):
-                self.target_up.labels(target.provider, target.model).set(1 if ok else 0)
+                self._child(self.target_up, target.provider, target.model).set(1 if ok else 0)
             error_type = ""
             if attempt.error is not None:
                 error_type = type(attempt.error).__name__
-                self.upstream_errors.labels(target.provider, error_type).inc()
+                self._child(self.upstream_errors, target.provider, error_type).inc()
             if attempt.latency is not None:
                 genai = genai_provider(self.types.get(target.provider, target.provider))
-                self.genai_duration.labels(operation, genai, target.model, error_type).observe(
-                    attempt.latency
-                )
+                self._child(
+                    self.genai_duration, operation, genai, target.model, error_type
+                ).observe(attempt.latency)
             if attempt.hedge:
-                self.hedges.labels(model, target.provider).inc()
+                self._child(self.hedges, model, target.provider).inc()
             elif previous is not None and previous.key != target.key:
-                self.failovers.labels(model, previous.provider, target.provider).inc()
+                self._child(self.failovers, model, previous.provider, target.provider).inc()
             previous = target
         self._observe_circuits(ctx)
 
@@ -288,7 +299,7 @@ class Metrics:
         # by key: a Target holds a dict (options) and cannot be hashed
         for target in {attempt.target.key: attempt.target for attempt in ctx.attempts}.values():
             breaker = state.health.state(target.key, now)
-            self.circuit.labels(target.provider, target.model).set(values.get(breaker, 0))
+            self._child(self.circuit, target.provider, target.model).set(values.get(breaker, 0))
 
 
 _state: dict[str, Any] = {}

@@ -3,10 +3,20 @@
 It holds the request id, the model asked, the provider instance and upstream model that
 served it, every attempt with its outcome, the status, total latency, time to first token
 for streams and the token usage. Never prompt or completion text, never a key.
+
+The records finished in one turn of the event loop go out together as one loguru message (one
+JSON line each) at the start of the next turn: a loguru call costs 10-50 us, nearly all of it
+per call, not per line, and the client's response is not held behind it. (Waiting 20 ms for
+bigger batches saved another 3% of CPU at 16 in flight, but delays each line enough to race
+test harnesses that read the log right after a response.) Lines are not dropped on a normal
+stop: what is pending is flushed at shutdown; outside a running loop a record is emitted at
+once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -20,6 +30,10 @@ PLUGWAY_RETAINS_CONTENT = False
 
 CHANNEL = "request"
 _log = logger.bind(channel=CHANNEL)
+_pending: list[str] = []
+# When the scheduled flush was due: a flush overdue by a second (its loop was stopped) is
+# scheduled again on the current loop, so no record is stranded.
+_due = [0.0]
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -51,6 +65,27 @@ def request_record(ctx: RequestContext) -> dict[str, Any]:
     }
 
 
+def flush() -> None:
+    """Emit every pending record now (also those another thread's loop appends meanwhile:
+    ``del`` of the copied slice keeps them, and the loop re-checks)."""
+    while _pending:
+        batch = _pending[:]
+        del _pending[: len(batch)]
+        _log.info("\n".join(batch))
+
+
 @hookimpl(trylast=True)
 def post_response(ctx: RequestContext) -> None:
-    _log.info(orjson.dumps(request_record(ctx)).decode())
+    _pending.append(orjson.dumps(request_record(ctx)).decode())
+    now = time.monotonic()
+    if len(_pending) == 1 or now > _due[0] + 1.0:
+        try:
+            asyncio.get_running_loop().call_soon(flush)
+            _due[0] = now
+        except RuntimeError:
+            flush()
+
+
+@hookimpl
+def plugway_shutdown() -> None:
+    flush()

@@ -95,6 +95,10 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
             "server.port: 70000 is out of range; use 0 to 65535",
         ),
         (
+            "[server]\nbacklog = 0\n",
+            "server.backlog: 0 is too small; use 1 or more",
+        ),
+        (
             "[sever]\nport = 1\n",
             "sever: unknown section (did you mean 'server'?); allowed sections are: server, routing, providers, models, plugins, state, privacy",
         ),
