@@ -26,17 +26,18 @@ import httpx
 import orjson
 from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
-from plugway.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
+from plugway.errors import UpstreamError, UpstreamStreamBroken
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
 from plugway.upstream import (
     DirectSender,
+    checked_response,
     error_from_response,
+    json_object,
     make_http_client,
     make_timeout,
     make_transport,
-    transport_error,
 )
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
@@ -161,24 +162,9 @@ class OpenAIProvider(Provider):
     async def _post_json(self, url: httpx.URL, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
             payload = self._adapt(payload)
-        try:
-            response = await self.direct.send("POST", url, orjson.dumps(payload))
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            raise self._error(response.status_code, response.content, response.headers)
-        raw = response.content
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            raise UpstreamUnavailable(
-                f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name,
-                upstream_status=response.status_code,
-            )
-        return ProviderResponse(body=body, raw=raw)
+        sending = self.direct.send("POST", url, orjson.dumps(payload))
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
+        return ProviderResponse(body=json_object(response, self.name), raw=response.content)
 
     async def chat_stream(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
@@ -196,24 +182,14 @@ class OpenAIProvider(Provider):
         }
         if self._adapts:
             payload = self._adapt(payload)
-        try:
-            response = await self.direct.send(
-                "POST",
-                self._url("/chat/completions", target.model),
-                orjson.dumps(payload),
-                headers=self._stream_headers,
-                stream=True,
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise self._error(response.status_code, content, response.headers)
+        sending = self.direct.send(
+            "POST",
+            self._url("/chat/completions", target.model),
+            orjson.dumps(payload),
+            headers=self._stream_headers,
+            stream=True,
+        )
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
         return OpenAIChunkStream(response, self.name, keep_usage_chunk=client_wants_usage)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -202,47 +202,16 @@ def error_from_response(
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
 
 
-async def post_json(
-    client: httpx.AsyncClient,
-    path: str,
-    payload: Any,
-    *,
-    provider: str,
-    error_of: ErrorMapper,
-    **request: Any,
-) -> tuple[bytes, dict[str, Any]]:
-    """POST ``payload`` as JSON and return the answer's bytes and its parsed object.
+async def checked_response(
+    sending: Awaitable[httpx.Response], *, provider: str, error_of: ErrorMapper
+) -> httpx.Response:
+    """Await an upstream call and return its response when the upstream accepted it.
 
-    A transport failure, an error status (mapped by ``error_of``) and a body that is not a
-    JSON object all raise the matching :class:`UpstreamError`, so providers only translate.
+    A transport failure raises the matching retryable :class:`UpstreamError`; an error status
+    is read, closed and raised through ``error_of``. Works for streamed and read responses.
     """
     try:
-        response = await client.post(path, content=orjson.dumps(payload), **request)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, provider) from None
-    raw = response.content
-    if response.status_code >= 400:
-        raise error_of(response.status_code, raw, response.headers)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        raise UpstreamUnavailable(
-            f"provider '{provider}' answered with a body that is not a JSON object",
-            provider=provider,
-            upstream_status=response.status_code,
-        )
-    return raw, body
-
-
-async def open_stream(
-    client: httpx.AsyncClient, request: httpx.Request, *, provider: str, error_of: ErrorMapper
-) -> httpx.Response:
-    """Send ``request`` for a streamed answer and return the open response once the upstream
-    accepted it; an error status is read, closed and raised through ``error_of``."""
-    try:
-        response = await client.send(request, stream=True)
+        response = await sending
     except httpx.HTTPError as exc:
         raise transport_error(exc, provider) from None
     if response.status_code >= 400:
@@ -254,6 +223,45 @@ async def open_stream(
             await response.aclose()
         raise error_of(response.status_code, content, response.headers)
     return response
+
+
+def json_object(response: httpx.Response, provider: str) -> dict[str, Any]:
+    """The read response's body as a JSON object; anything else is a retryable failure."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable(
+            f"provider '{provider}' answered with a body that is not a JSON object",
+            provider=provider,
+            upstream_status=response.status_code,
+        )
+    return body
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: Any,
+    *,
+    provider: str,
+    error_of: ErrorMapper,
+    **request: Any,
+) -> tuple[bytes, dict[str, Any]]:
+    """POST ``payload`` as JSON; return the answer's bytes and its parsed object, or raise
+    the upstream error (see :func:`checked_response` and :func:`json_object`)."""
+    sending = client.post(path, content=orjson.dumps(payload), **request)
+    response = await checked_response(sending, provider=provider, error_of=error_of)
+    return response.content, json_object(response, provider)
+
+
+async def open_stream(
+    client: httpx.AsyncClient, request: httpx.Request, *, provider: str, error_of: ErrorMapper
+) -> httpx.Response:
+    """Send ``request`` for a streamed answer; return the open response once accepted."""
+    sending = client.send(request, stream=True)
+    return await checked_response(sending, provider=provider, error_of=error_of)
 
 
 class HTTPProvider(Provider):
