@@ -18,6 +18,7 @@ from plugway.errors import GatewayError
 from plugway.hooks import hookimpl
 from plugway.plugins.filters.text import (
     StreamScanner,
+    enabled_when_acting,
     fail_closed,
     first_match_spans,
     key_action,
@@ -146,12 +147,8 @@ class _Runtime:
 _rt = _Runtime()
 
 
-def plugway_enabled(config: Any) -> bool:
-    """Idle (unregistered, costing nothing) unless an action is configured or keys may pick
-    one through their metadata."""
-    return bool(
-        config.plugin_settings[NAME].action != "off" or config.plugin_settings[NAME].per_key
-    )
+#: Idle (unregistered, costing nothing) unless an action is configured or keys may pick one.
+plugway_enabled = enabled_when_acting(NAME)
 
 
 @hookimpl

@@ -14,7 +14,13 @@ from typing import Any
 import attrs
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
-from plugway.plugins.filters.text import fail_closed, key_action, refusal, request_texts
+from plugway.plugins.filters.text import (
+    enabled_when_acting,
+    fail_closed,
+    key_action,
+    refusal,
+    request_texts,
+)
 
 #: Reads prompts to score them and keeps none.
 PLUGWAY_RETAINS_CONTENT = False
@@ -73,12 +79,8 @@ def score(text: str) -> list[str]:
     return [name for name, pattern in SIGNALS.items() if pattern.search(norm)]
 
 
-def plugway_enabled(config: Any) -> bool:
-    """Idle (unregistered, costing nothing) unless an action is configured or keys may pick
-    one through their metadata."""
-    return bool(
-        config.plugin_settings[NAME].action != "off" or config.plugin_settings[NAME].per_key
-    )
+#: Idle (unregistered, costing nothing) unless an action is configured or keys may pick one.
+plugway_enabled = enabled_when_acting(NAME)
 
 
 @hookimpl

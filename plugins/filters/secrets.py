@@ -12,6 +12,7 @@ import attrs
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
 from plugway.plugins.filters.text import (
+    enabled_when_acting,
     fail_closed,
     first_match_spans,
     key_action,
@@ -87,12 +88,8 @@ def find(text: str) -> list[tuple[int, int, str]]:
     return first_match_spans(PATTERNS, text)
 
 
-def plugway_enabled(config: Any) -> bool:
-    """Idle (unregistered, costing nothing) unless an action is configured or keys may pick
-    one through their metadata."""
-    return bool(
-        config.plugin_settings[NAME].action != "off" or config.plugin_settings[NAME].per_key
-    )
+#: Idle (unregistered, costing nothing) unless an action is configured or keys may pick one.
+plugway_enabled = enabled_when_acting(NAME)
 
 
 @hookimpl

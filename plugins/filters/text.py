@@ -171,3 +171,14 @@ def scan_chunk(
         if isinstance(content, str) or out:
             delta["content"] = out
     return found
+
+
+def enabled_when_acting(name: str) -> Callable[[Any], bool]:
+    """A filter's ``plugway_enabled``: on when ``[plugins.NAME] action`` is not "off" or keys
+    may choose their own action (``per_key``); otherwise the filter is unregistered."""
+
+    def plugway_enabled(config: Any) -> bool:
+        settings = config.plugin_settings[name]
+        return bool(settings.action != "off" or settings.per_key)
+
+    return plugway_enabled
