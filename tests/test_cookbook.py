@@ -136,9 +136,7 @@ def test_cohere_package_installs_passes_its_tests_and_is_served(
 ) -> None:
     package = COOKBOOK / "plugway-cohere"
     throwaway_venv.pip_install_editable(package)
-    tests = throwaway_venv.run(
-        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"), cwd=tmp_path
-    )
+    tests = throwaway_venv.pytest(str(package / "tests"), cwd=tmp_path)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
     listed = throwaway_venv.run("-m", "plugway", "plugins", "--json")

@@ -33,8 +33,6 @@ def test_tutorial_package_installs_is_listed_and_passes_its_tests(
     listed = throwaway_venv.run("-m", "plugway", "plugins", "--json")
     plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
     assert plugins["cheapest_first"]["strategies"] == ["cheapest_first"]
-    run = throwaway_venv.run(
-        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"), cwd=tmp_path
-    )
+    run = throwaway_venv.pytest(str(root / "tests"), cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout

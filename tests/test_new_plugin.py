@@ -44,15 +44,7 @@ def test_every_kind_installs_passes_its_tests_and_is_listed(
     venv = throwaway_venv
     venv.pip_install_editable(*packages)
 
-    tests = venv.run(
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        *(str(p / "tests") for p in packages),
-        cwd=tmp_path,
-    )
+    tests = venv.pytest(*(str(p / "tests") for p in packages), cwd=tmp_path)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
 

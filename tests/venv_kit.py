@@ -3,6 +3,7 @@ packages into as a user would, run their tests and the gateway from it."""
 
 from __future__ import annotations
 
+import os
 import site
 import subprocess
 import sys
@@ -32,7 +33,11 @@ class Venv:
         (Path(purelib) / "_parent_site.pth").write_text("\n".join(lines) + "\n")
 
     def run(
-        self, *args: str, cwd: Path | None = None, timeout: float = 300
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.python), *args],
@@ -41,6 +46,23 @@ class Venv:
             text=True,
             cwd=cwd,
             timeout=timeout,
+            env=None if env is None else {**os.environ, **env},
+        )
+
+    def pytest(self, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        """Run a package's own tests here with only plugway's pytest plugin loaded, so
+        whatever other pytest plugins the base interpreter holds cannot change the result."""
+        return self.run(
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "plugway.testing.pytest_plugin",
+            *args,
+            cwd=cwd,
+            env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         )
 
     def pip_install_editable(self, *packages: Path) -> None:
