@@ -179,8 +179,9 @@ async def plugins_info(request: Request) -> HTTPResponse:
 # -- the request path --------------------------------------------------------------------------
 
 
-def new_context(request: Request, endpoint: str) -> RequestContext:
-    """Parse and check the JSON body: a client's mistake is a 400 naming the field."""
+def read_body(request: Request) -> tuple[dict[str, Any], str, bool]:
+    """The JSON object a client sent, with its ``model`` and ``stream``; a client's mistake
+    is a 400 naming the field. Every endpoint that takes a model reads its body here."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
@@ -196,12 +197,18 @@ def new_context(request: Request, endpoint: str) -> RequestContext:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be true or false", param="stream")
+    return body, model, bool(stream)
+
+
+def new_context(request: Request, endpoint: str) -> RequestContext:
+    """The request context for an OpenAI-shaped body."""
+    body, model, stream = read_body(request)
     return RequestContext(
         endpoint=endpoint,
         body=body,
         headers=request.headers,
         model=model,
-        stream=bool(stream),
+        stream=stream,
         client_ip=request.remote_addr or request.ip,
     )
 

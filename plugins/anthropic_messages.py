@@ -39,7 +39,7 @@ from typing import Any
 import attrs
 import orjson
 from plugway import pipeline
-from plugway.app import decision_headers
+from plugway.app import decision_headers, read_body
 from plugway.app import error_response as core_error_response
 from plugway.app import failed as core_failed
 from plugway.builtin_providers.anthropic import NativeEventStream, NativeMessages
@@ -115,18 +115,7 @@ class Inbound:
 
 def parse(request: Request, endpoint: str) -> Inbound:
     """Check the JSON body the way Anthropic does; a client's mistake is a 400."""
-    try:
-        body = orjson.loads(request.body or b"")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model: Field required (a non-empty string)", param="model")
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("stream: must be true or false", param="stream")
+    body, model, stream = read_body(request)
     if endpoint == ENDPOINT:
         max_tokens = body.get("max_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -143,7 +132,7 @@ def parse(request: Request, endpoint: str) -> Inbound:
         body=canonical,
         headers=request.headers,
         model=model,
-        stream=bool(stream) and endpoint == ENDPOINT,
+        stream=stream and endpoint == ENDPOINT,
         client_ip=request.remote_addr or request.ip,
     )
     snapshot = anthropic_to_openai_request(body, lenient=untranslatable is not None)
