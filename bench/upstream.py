@@ -9,6 +9,8 @@ the gateways under test only rewrite ``model`` the way they always do:
 * ``stream``: an SSE stream of 64 content chunks paced at 20 ms (first one at once), a finish
   chunk, a usage chunk when ``stream_options.include_usage`` is true, then ``[DONE]``; sent
   with chunked transfer encoding like real upstreams.
+* ``stream-hold``: the same stream paced at 200 ms (12.8 s), so that a thousand streams are all
+  open at once while the gateway's memory is read.
 
 Only loopback. ``python bench/upstream.py --port 9100``.
 """
@@ -30,6 +32,7 @@ _SPEC = re.compile(rb"l(\d+)-([sl])")
 
 CHUNKS = 64
 PACE = 0.020
+HOLD_PACE = 0.200
 
 
 def _completion(size: str) -> bytes:
@@ -132,10 +135,10 @@ class Upstream(asyncio.Protocol):
             return
         found = _MODEL.search(body)
         model = found.group(1) if found else b""
-        if model == b"stream" or model.endswith(b"/stream"):
+        if model.endswith((b"stream", b"stream-hold")):
             usage = b'"include_usage":true' in body or b'"include_usage": true' in body
             self.busy = True
-            self.start_stream(usage)
+            self.start_stream(usage, HOLD_PACE if model.endswith(b"-hold") else PACE)
             return
         spec = _SPEC.search(model)
         if spec is None:
@@ -156,21 +159,21 @@ class Upstream(asyncio.Protocol):
             if self.buf:
                 self.data_received(b"")
 
-    def start_stream(self, usage: bool) -> None:
+    def start_stream(self, usage: bool, pace: float) -> None:
         """Timer callbacks, not a task per stream: the upstream must stay far cheaper than
         the gateways it measures, even at a thousand streams."""
         if self.transport is None:
             return
         self.transport.write(STREAM_HEAD + chunk(FIRST + _CHUNK_TMPL % 0))
-        self.loop.call_later(PACE, self.tick, self.loop.time(), 1, usage)
+        self.loop.call_later(pace, self.tick, self.loop.time(), 1, usage, pace)
 
-    def tick(self, start: float, index: int, usage: bool) -> None:
+    def tick(self, start: float, index: int, usage: bool, pace: float) -> None:
         transport = self.transport
         if transport is None:
             return
         if index < CHUNKS:
             transport.write(chunk(_CHUNK_TMPL % index))
-            self.loop.call_at(start + (index + 1) * PACE, self.tick, start, index + 1, usage)
+            self.loop.call_at(start + (index + 1) * pace, self.tick, start, index + 1, usage, pace)
             return
         tail = FINISH + (USAGE if usage else b"") + DONE
         transport.write(chunk(tail) + b"0\r\n\r\n")

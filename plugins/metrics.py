@@ -33,7 +33,8 @@ import attrs
 from plugway.config import Config
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
-from plugway.plugins.cost.pricing import tokens_of
+from plugway.plugins.cost.pricing import request_tokens
+from plugway.plugins.routing.state import BreakerState, routing_state
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
 PLUGWAY_RETAINS_CONTENT = False
@@ -42,6 +43,7 @@ NAME = "metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _FLIGHT = "metrics.in_flight"
+CIRCUIT_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 #: OTel GenAI bucket boundaries: durations 0.01 s .. 81.92 s (x2), tokens 1 .. 4^13 (x4).
 DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))
@@ -242,7 +244,7 @@ class Metrics:
         self._child(self.requests, model, provider, str(ctx.status or 0)).inc()
         if ctx.ended is not None:
             self._child(self.duration, model, provider).observe(ctx.ended - ctx.started)
-        tokens = tokens_of(ctx.usage)
+        tokens = request_tokens(ctx)
         if ctx.first_token_at is not None:
             self._child(self.ttft, model, provider).observe(ctx.first_token_at - ctx.started)
             if ctx.ended is not None and tokens.completion > 1:
@@ -291,15 +293,14 @@ class Metrics:
         shared state (after their own ``post_response`` recorded this request)."""
         if ctx.env is None or not ctx.attempts:
             return
-        from plugway.plugins.routing.state import BreakerState, routing_state
-
         state = routing_state(ctx.env)
         now = state.clock()
-        values = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
         # by key: a Target holds a dict (options) and cannot be hashed
         for target in {attempt.target.key: attempt.target for attempt in ctx.attempts}.values():
             breaker = state.health.state(target.key, now)
-            self._child(self.circuit, target.provider, target.model).set(values.get(breaker, 0))
+            self._child(self.circuit, target.provider, target.model).set(
+                CIRCUIT_VALUES.get(breaker, 0)
+            )
 
 
 _state: dict[str, Any] = {}

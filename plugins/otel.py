@@ -36,7 +36,7 @@ from plugway.config import Config
 from plugway.context import Attempt, RequestContext
 from plugway.errors import PluginError
 from plugway.hooks import hookimpl
-from plugway.plugins.cost.pricing import tokens_of
+from plugway.plugins.cost.pricing import request_tokens
 from plugway.plugins.metrics import OPERATION, genai_provider
 from plugway.redact import redact
 
@@ -153,7 +153,7 @@ class Tracing:
         parent = self.propagator.extract(carrier)
         operation = OPERATION.get(ctx.endpoint, ctx.endpoint)
         last = ctx.final_attempt
-        tokens = tokens_of(ctx.usage)
+        tokens = request_tokens(ctx)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
             "gen_ai.request.model": redact(ctx.model),

@@ -26,7 +26,15 @@ from loguru import logger
 from plugway.config import Config
 from plugway.context import Price, RequestContext, Target
 from plugway.hooks import hookimpl
-from plugway.plugins.cost.pricing import PriceTable, Tokens, cost_of, load_table, tokens_of
+from plugway.plugins.cost.pricing import (
+    PriceEntry,
+    PriceTable,
+    Tokens,
+    cost_of,
+    load_table,
+    request_tokens,
+    tokens_of,
+)
 from plugway.routing import StrategyEnv
 
 #: Writes no prompt or completion text anywhere (see [privacy] zdr).
@@ -60,11 +68,22 @@ class Pricer:
         self.table = table
         self.types = {name: settings.type for name, settings in config.providers.items()}
         self._unpriced: set[str] = set()
+        # Table lookups by (provider type, model): a prefix search per request is not free.
+        # Bounded, since clients may address "provider/any-model" directly.
+        self._entries: dict[tuple[str, str], PriceEntry | None] = {}
+
+    def _lookup(self, provider_type: str, model: str) -> PriceEntry | None:
+        key = (provider_type, model)
+        if key not in self._entries:
+            if len(self._entries) >= 4096:
+                self._entries.clear()
+            self._entries[key] = self.table.lookup(provider_type, model)
+        return self._entries[key]
 
     def price_of(self, target: Target) -> Price | None:
         if target.price is not None:
             return target.price
-        entry = self.table.lookup(self.types.get(target.provider, target.provider), target.model)
+        entry = self._lookup(self.types.get(target.provider, target.provider), target.model)
         if entry is None:
             if target.key not in self._unpriced:
                 self._unpriced.add(target.key)
@@ -78,8 +97,12 @@ class Pricer:
             return None
         return entry.price
 
-    def record(self, target: Target | None, usage: dict[str, Any] | None) -> CostRecord:
-        tokens = tokens_of(usage)
+    def record(
+        self, target: Target | None, usage: dict[str, Any] | None, tokens: Tokens | None = None
+    ) -> CostRecord:
+        """The cost of ``usage`` (already split into ``tokens`` when given) on ``target``."""
+        if tokens is None:
+            tokens = tokens_of(usage)
         if target is None or usage is None:  # no usage (a failure, or a stream without it)
             return CostRecord(tokens, None, None)
         price = self.price_of(target)
@@ -131,7 +154,9 @@ def post_response(ctx: RequestContext) -> None:
         return
     # The usage is the final attempt's (a stream cut or cancelled midway included).
     last = ctx.final_attempt
-    record = pricer.record(last.target if last is not None else None, ctx.usage)
+    record = pricer.record(
+        last.target if last is not None else None, ctx.usage, request_tokens(ctx)
+    )
     ctx.state[NAME] = record
     ctx.cost = record.usd
     if record.usd is not None and not ctx.stream and _state["settings"].header:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from plugway.context import Price
+from plugway.context import Price, RequestContext
 from plugway.errors import ConfigError
 
 PRICE_FIELDS = ("input", "cached_input", "cache_write", "output", "reasoning")
@@ -71,6 +71,18 @@ def tokens_of(usage: Mapping[str, Any] | None) -> Tokens:
     written = min(written, prompt - cached)
     reasoning = min(reasoning, completion)
     return Tokens(prompt - cached - written, cached, written, completion - reasoning, reasoning)
+
+
+_TOKENS = "cost.tokens"
+
+
+def request_tokens(ctx: RequestContext) -> Tokens:
+    """``tokens_of(ctx.usage)`` for a finished request, split once and shared by every
+    ``post_response`` observer (cost, store, metrics, traces)."""
+    tokens = ctx.state.get(_TOKENS)
+    if tokens is None:
+        tokens = ctx.state[_TOKENS] = tokens_of(ctx.usage)
+    return tokens  # type: ignore[no-any-return]
 
 
 def cost_of(tokens: Tokens, price: Price) -> float:

@@ -30,7 +30,7 @@ from plugway.config import Config
 from plugway.context import RequestContext
 from plugway.errors import PluginError
 from plugway.hooks import hookimpl
-from plugway.plugins.cost.pricing import tokens_of
+from plugway.plugins.cost.pricing import request_tokens
 from plugway.plugins.store.db import StoreWriter
 from plugway.redact import redact
 
@@ -74,10 +74,23 @@ def failovers(ctx: RequestContext) -> int:
     )
 
 
+_REDACTED: dict[str, str] = {}
+
+
+def _redacted(model: str) -> str:
+    """``redact(model)``, remembered: the same few model names come in on every request."""
+    text = _REDACTED.get(model)
+    if text is None:
+        if len(_REDACTED) >= 4096:  # bounded: the name is the client's to choose
+            _REDACTED.clear()
+        text = _REDACTED[model] = redact(model)
+    return text
+
+
 def row_of(ctx: RequestContext) -> tuple[Any, ...]:
     """The store row of a finished request, in :data:`plugway.plugins.store.db.NAMES` order."""
     last = ctx.final_attempt
-    tokens = tokens_of(ctx.usage)
+    tokens = request_tokens(ctx)
     # The routing trace the strategy filled in (candidates, scores, skipped targets, notes),
     # with each attempt in full.
     routing: dict[str, Any] = ctx.trace.summary(ctx.attempts)
@@ -92,7 +105,7 @@ def row_of(ctx: RequestContext) -> tuple[Any, ...]:
         ctx.request_id,
         ctx.started_wall,
         ctx.endpoint,
-        redact(ctx.model),  # client-supplied: a key pasted as the model must not be stored
+        _redacted(ctx.model),  # client-supplied: a key pasted as the model must not be stored
         int(ctx.stream),
         ctx.principal,
         ctx.tags.get("team"),
