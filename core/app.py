@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from plugway import edge, errors, pipeline
+from plugway import edge, errors, heap, pipeline
 from plugway.context import RequestContext, new_request_id
 from plugway.errors import GatewayError, InvalidRequest
 from plugway.gateway import Gateway, load_gateway
@@ -34,8 +34,11 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
     """A Sanic app serving ``gateway``. Providers and plugins start in ``before_server_start``
     (inside the worker's loop) and stop in ``after_server_stop``."""
     number = next(_app_numbers)
-    app = Sanic("plugway" if number == 1 else f"plugway_{number}")
     server = gateway.config.server
+    app = Sanic(
+        "plugway" if number == 1 else f"plugway_{number}",
+        request_class=edge.body_timeout_request(server.client_timeout),
+    )
     app.config.update(
         {
             "REQUEST_MAX_SIZE": server.max_body_bytes,
@@ -59,6 +62,7 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
         app.config.update({"REQUEST_MAX_HEADER_SIZE": server.max_header_bytes})
         edge.worker_tls(app, server)
         await gateway.startup(app)
+        heap.settle()
 
     async def stop(app: Sanic[Any, Any]) -> None:
         await gateway.shutdown(app)
@@ -85,7 +89,6 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
             app.add_route(handler, path, methods=methods, name=_route_name(path))
     app.error_handler.add(Exception, render_exception)
     edge.install_cors(app, server)
-    edge.install_body_timeout(app, server)
     gateway.hooks.call_sync_each(
         "register_routes", lambda _plugin: {"app": app, "config": gateway.config}
     )

@@ -67,30 +67,30 @@ def worker_tls(app: Sanic[Any, Any], server: ServerConfig) -> None:
             context.minimum_version = minimum
 
 
-def install_body_timeout(app: Sanic[Any, Any], server: ServerConfig) -> None:
-    """Cut a client that stalls while sending its body: Sanic's request timeout covers the
-    head only, and a stalled body would otherwise hold the connection until the response
-    timeout (longer than every upstream deadline). The body must arrive within
-    ``client_timeout`` seconds of the head."""
-    timeout = server.client_timeout
+def body_timeout_request(timeout: float) -> type[Request]:
+    """The request class that cuts a client stalling while it sends its body: Sanic's request
+    timeout covers the head only, and a stalled body would otherwise hold the connection until
+    the response timeout (longer than every upstream deadline). The body must arrive within
+    ``timeout`` seconds of the head.
 
-    def cut(request: Request) -> None:
-        stream = request.stream
-        if stream is not None and stream.request_body and request.transport is not None:
-            request.transport.close()
+    ``receive_body`` is Sanic's hook for this (it reads the body there before a handler
+    runs), so there is no signal and no middleware to dispatch on every request.
+    """
 
-    async def arm(request: Request, **_: Any) -> None:
-        if request.stream is not None and request.stream.request_body:
-            loop = asyncio.get_running_loop()
-            request.ctx.body_timer = loop.call_later(timeout, cut, request)
+    class BodyTimeoutRequest(Request):
+        async def receive_body(self) -> None:
+            transport = self.transport
+            stream = self.stream
+            if self.body or transport is None or stream is None or not stream.request_body:
+                await super().receive_body()
+                return
+            timer = asyncio.get_running_loop().call_later(timeout, transport.close)
+            try:
+                await super().receive_body()
+            finally:
+                timer.cancel()
 
-    async def disarm(request: Request) -> None:
-        timer = getattr(request.ctx, "body_timer", None)
-        if timer is not None:
-            timer.cancel()
-
-    app.add_signal(arm, "http.routing.after")
-    app.register_middleware(disarm, "request", priority=1000)
+    return BodyTimeoutRequest
 
 
 def install_cors(app: Sanic[Any, Any], server: ServerConfig) -> None:

@@ -260,6 +260,24 @@ def test_slow_client_is_cut(secured: tuple[GatewayProcess, Path]) -> None:
         waited = time.monotonic() - started
     assert waited < 4  # client_timeout = 1: the gateway closed on the dawdler
     assert data == b"" or b" 408 " in data.split(b"\r\n", 1)[0]
+
+
+def test_client_stalling_inside_its_body_is_cut(secured: tuple[GatewayProcess, Path]) -> None:
+    """The head arrives whole, the body stops after 10 of its 100 bytes: the gateway closes
+    the connection after client_timeout (1 s) rather than holding it until the response
+    timeout (longer than every upstream deadline)."""
+    gw, _ = secured
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {MASTER}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            + b'{"model":"'
+        )
+        data = b""
+        while chunk := sock.recv(4096):  # a socket timeout (5 s) here fails the test
+            data += chunk
+    assert b" 200 " not in data.split(b"\r\n", 1)[0]
     # a head sent in full, then a body that stalls
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
         sock.sendall(

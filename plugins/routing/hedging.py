@@ -9,6 +9,8 @@ the hedge starts, and given back when the attempt ends before the delay passed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from plugway.context import Attempt, RequestContext, Target
 from plugway.hooks import hookimpl
 from plugway.plugins.routing.state import routing_state
@@ -17,6 +19,11 @@ from plugway.plugins.routing.state import routing_state
 PLUGWAY_RETAINS_CONTENT = False
 
 RESERVED = "hedging.reserved"  # ctx.state: when the budget reservation for a hedge was made
+
+
+def plugway_enabled(config: Any) -> bool:
+    """Idle (unregistered, no hook on the request path) unless some model hedges."""
+    return any(model.hedge is not None for model in config.models)
 
 
 @hookimpl
