@@ -82,11 +82,11 @@ def body_timeout_request(timeout: float) -> type[Request]:
             transport = self.transport
             stream = self.stream
             if self.body or transport is None or stream is None or not stream.request_body:
-                await super().receive_body()
+                await super().receive_body()  # type: ignore[no-untyped-call]
                 return
             timer = asyncio.get_running_loop().call_later(timeout, transport.close)
             try:
-                await super().receive_body()
+                await super().receive_body()  # type: ignore[no-untyped-call]
             finally:
                 timer.cancel()
 

@@ -82,7 +82,7 @@ def request_tokens(ctx: RequestContext) -> Tokens:
     tokens = ctx.state.get(_TOKENS)
     if tokens is None:
         tokens = ctx.state[_TOKENS] = tokens_of(ctx.usage)
-    return tokens  # type: ignore[no-any-return]
+    return tokens
 
 
 def cost_of(tokens: Tokens, price: Price) -> float:
