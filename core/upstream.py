@@ -110,6 +110,12 @@ class DirectSender:
         """Send and return the response, its body read unless ``stream`` (then the caller
         must ``aclose()`` it). Raises :class:`httpx.HTTPError` subclasses."""
         base = self.headers if headers is None else headers
+        if type(content) is bytes:
+            # orjson's output keeps the buffer it was written into (4 KB at least, several
+            # times the text for long prompts), and the request, body included, lives as
+            # long as its response: for a stream, as long as the stream. An exact-size copy
+            # lets that buffer go now.
+            content = bytes(memoryview(content))
         request = httpx.Request(
             method, url, headers=base, content=content, extensions=self.extensions
         )
