@@ -32,7 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 UP_PORT = 9100
-MODELS = ("l0-s", "l20-s", "l0-l", "l20-l", "stream")
+MODELS = ("l0-s", "l20-s", "l0-l", "l20-l", "stream", "stream-hold")
 TICK = os.sysconf("SC_CLK_TCK")
 LITELLM_VENV = Path(os.environ.get("BENCH_LITELLM_VENV", "/tmp/peers/litellm-venv"))
 PORTKEY_DIR = Path(
@@ -485,6 +485,54 @@ def stream_ladder(
     return out
 
 
+def memory(targets: list[Target], count: int, ramp: float) -> dict[str, Any]:
+    """Resident memory per open stream: 50 streams first (lazily built code paths, pools),
+    then ``count`` streams paced at 100 ms (6.4 s each), so all of them are open at once while
+    the peak is read; per stream = (peak - RSS after the warm-up) / streams open at once."""
+    import threading
+
+    out: dict[str, Any] = {}
+    for target in [t for t in targets if t.streams and t.pid]:
+        load(target, "stream", model="stream", streams=50, ramp=0.2, timeout=30)
+        settle(target)
+        time.sleep(1.0)
+        pid = target.pid
+        assert pid is not None
+        before = rss_kb(pid)
+        peak = [before]
+        stop = [False]
+
+        def sample(pid: int = pid, peak: list[int] = peak, stop: list[bool] = stop) -> None:
+            while not stop[0]:
+                peak[0] = max(peak[0], rss_kb(pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = load(
+            target,
+            "stream",
+            model="stream-hold",
+            streams=count,
+            ramp=ramp,
+            stall_ms=1000,
+            expect_events=64,
+            timeout=120,
+        )
+        stop[0] = True
+        sampler.join()
+        settle(target)
+        opened = result.get("max_open") or 0
+        result["rss_before_kb"], result["rss_peak_kb"] = before, peak[0]
+        result["kb_per_stream"] = round((peak[0] - before) / opened, 2) if opened else None
+        out[target.name] = result
+        log(
+            f"memory {target.name}: {opened} open at once, {before} -> {peak[0]} kB, "
+            f"kb/stream={result['kb_per_stream']} failed={result.get('failed')}"
+        )
+    return {str(count): out}
+
+
 def ttft(targets: list[Target], rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in range(rounds):
@@ -748,11 +796,8 @@ def main(argv: list[str] | None = None) -> int:
         data["memory"] = {}
         if "memory" in phases:  # first, so earlier phases' allocations do not hide its growth
             log("== memory")
-            data["memory"] = stream_ladder(
-                [t for t in live if t.name not in ("null-stock", "null-tuned")],
-                [1000],
-                args.stream_ramp,
-                stop_on_failure=False,
+            data["memory"] = memory(
+                [t for t in live if t.name not in ("null-stock", "null-tuned")], 1000, 3.0
             )
         direct = targets["direct"]
         main_live = [t for t in live if t.name not in ("null-stock", "null-tuned")]

@@ -9,7 +9,7 @@ the gateways under test only rewrite ``model`` the way they always do:
 * ``stream``: an SSE stream of 64 content chunks paced at 20 ms (first one at once), a finish
   chunk, a usage chunk when ``stream_options.include_usage`` is true, then ``[DONE]``; sent
   with chunked transfer encoding like real upstreams.
-* ``stream-hold``: the same stream paced at 200 ms (12.8 s), so that a thousand streams are all
+* ``stream-hold``: the same stream paced at 100 ms (6.4 s), so that a thousand streams are all
   open at once while the gateway's memory is read.
 
 Only loopback. ``python bench/upstream.py --port 9100``.
@@ -32,7 +32,7 @@ _SPEC = re.compile(rb"l(\d+)-([sl])")
 
 CHUNKS = 64
 PACE = 0.020
-HOLD_PACE = 0.200
+HOLD_PACE = 0.100
 
 
 def _completion(size: str) -> bytes:
