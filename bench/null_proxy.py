@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sanic import HTTPResponse, Request, Sanic
 
-TRANSPORTS = ("stock", "tuned", "aiohttp", "direct")
+TRANSPORTS = ("stock", "tuned", "aiohttp", "direct", "raw")
 
 
 def make_client(kind: str, base_url: str) -> httpx.AsyncClient:
@@ -35,6 +35,9 @@ def create_app(kind: str, upstream: str) -> Sanic[Any, Any]:
     app = Sanic(f"null_{kind}")
     app.config.update({"ACCESS_LOG": False, "MOTD": False, "RESPONSE_TIMEOUT": 120})
     headers = {"content-type": "application/json", "authorization": "Bearer sk-upstream"}
+
+    if kind == "raw":
+        return raw_app(app, upstream, headers)
 
     @app.before_server_start
     async def start(app: Sanic[Any, Any]) -> None:
@@ -84,6 +87,42 @@ def create_app(kind: str, upstream: str) -> Sanic[Any, Any]:
             await response.eof()
         finally:
             await answer.aclose()
+        return None
+
+    return app
+
+
+def raw_app(app: Sanic[Any, Any], upstream: str, headers: dict[str, str]) -> Sanic[Any, Any]:
+    """The same pass-through on aiohttp's client alone."""
+    import aiohttp
+
+    url = upstream.rstrip("/") + "/chat/completions"
+
+    @app.before_server_start
+    async def start(app: Sanic[Any, Any]) -> None:
+        app.ctx.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
+            auto_decompress=False,
+        )
+
+    @app.after_server_stop
+    async def stop(app: Sanic[Any, Any]) -> None:
+        await app.ctx.session.close()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> HTTPResponse | None:
+        body = request.body
+        session: aiohttp.ClientSession = request.app.ctx.session
+        async with session.post(url, data=body) as answer:
+            if b'"stream":true' not in body and b'"stream": true' not in body:
+                content = await answer.read()
+                return HTTPResponse(content, status=answer.status, content_type="application/json")
+            response = await request.respond(status=answer.status, content_type="text/event-stream")
+            async for data in answer.content.iter_any():
+                await response.send(data)
+            await response.eof()
         return None
 
     return app

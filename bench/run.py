@@ -265,6 +265,7 @@ def make_targets(tmp: Path, wanted: list[str], revs: list[str]) -> dict[str, Tar
         "null-direct": Target(
             "null-direct", 9204, [*null, "--port", "9204", "--transport", "direct"]
         ),
+        "null-raw": Target("null-raw", 9205, [*null, "--port", "9205", "--transport", "raw"]),
         "plugway": Target(
             "plugway", 9300, [*plugway, str(plugway_config(9300, tmp / "plugway.toml"))]
         ),
@@ -733,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets",
         default="direct,null,plugway,plugway-noop,litellm,portkey",
-        help="comma-separated; also null-stock, null-tuned",
+        help="comma-separated; also null-stock, null-tuned, null-raw (aiohttp without httpx)",
     )
     parser.add_argument(
         "--phases", default="memory,transport,closed,open,streams,ttft,soak", help="comma-separated"
