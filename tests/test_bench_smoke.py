@@ -74,6 +74,37 @@ def test_streams_are_counted_whole(upstream: str) -> None:
     assert result["complete"] == 4 and not result["failed"]
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "direct", "raw"])
+def test_null_proxy_forwards_answers_and_streams(upstream: str, transport: str) -> None:
+    port = free_port()
+    base = upstream.removesuffix("/chat/completions")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, str(BENCH / "null_proxy.py"), "--port", str(port)),
+            *("--upstream", base, "--transport", transport),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.post(url, json={"model": "l0-s", "messages": []}, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the null proxy did not start"
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert answer.json()["choices"][0]["message"]["content"]
+        result = load(url, "stream", "--streams", "3", "--model", "stream", "--ramp", "0")
+        assert result["complete"] == 3 and not result["failed"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def test_hook_cost_probe_runs() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH / "hook_cost.py"), "--calls", "200"],
