@@ -31,6 +31,7 @@ from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
 from plugway.upstream import (
+    DirectResponse,
     DirectSender,
     checked_response,
     error_from_response,
@@ -100,7 +101,7 @@ class OpenAIProvider(Provider):
         self._params = params or None
         self._adapts = bool(s.rename or s.drop or not s.stream_options)
 
-    def _url(self, endpoint: str, model: str) -> httpx.URL:
+    def _url(self, endpoint: str, model: str) -> str:
         """The full URL of ``endpoint`` for ``model``, merged once per path and cached."""
         return self.direct.url(self._path(endpoint, model), self._params)
 
@@ -159,7 +160,7 @@ class OpenAIProvider(Provider):
         payload = {**body, "model": target.model}
         return await self._post_json(self._url("/embeddings", target.model), payload)
 
-    async def _post_json(self, url: httpx.URL, payload: dict[str, Any]) -> ProviderResponse:
+    async def _post_json(self, url: str, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
             payload = self._adapt(payload)
         sending = self.direct.send("POST", url, orjson.dumps(payload))
@@ -196,7 +197,7 @@ class OpenAIProvider(Provider):
 class OpenAIChunkStream(ChunkStream):
     """Forwards an OpenAI-format SSE body as whole events, without parsing them."""
 
-    def __init__(self, response: httpx.Response, provider: str, keep_usage_chunk: bool) -> None:
+    def __init__(self, response: DirectResponse, provider: str, keep_usage_chunk: bool) -> None:
         self.response = response
         self.provider = provider
         self.keep_usage_chunk = keep_usage_chunk
