@@ -443,6 +443,35 @@ def open_ladder(
     return out
 
 
+def streams_with_peak_rss(target: Target, **options: Any) -> dict[str, Any]:
+    """Run a ``stream`` load against ``target`` while a thread reads its resident memory
+    every 50 ms; the result gains ``rss_before_kb``, ``rss_peak_kb`` and ``kb_per_stream``
+    (the growth divided by the streams open at once, as the load generator counts them)."""
+    import threading
+
+    pid = target.pid
+    before = rss_kb(pid) if pid else 0
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while pid and not stop.is_set():
+            peak[0] = max(peak[0], rss_kb(pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = load(target, "stream", **options)
+    stop.set()
+    sampler.join()
+    settle(target)
+    if pid:
+        opened = result.get("max_open") or 0
+        result["rss_before_kb"], result["rss_peak_kb"] = before, peak[0]
+        result["kb_per_stream"] = round((peak[0] - before) / opened, 2) if opened else None
+    return result
+
+
 def stream_ladder(
     targets: list[Target], counts: list[int], ramp: float, *, stop_on_failure: bool = True
 ) -> dict[str, Any]:
@@ -450,30 +479,9 @@ def stream_ladder(
     alive = [t for t in targets if t.streams]
     for count in counts:
         for target in list(alive):
-            pid = target.pid
-            before = rss_kb(pid) if pid else 0
-            peak = [before]
-            stop = [False]
-            import threading
-
-            def sample(
-                pid: int | None = pid, peak: list[int] = peak, stop: list[bool] = stop
-            ) -> None:
-                while pid and not stop[0]:
-                    peak[0] = max(peak[0], rss_kb(pid))
-                    time.sleep(0.05)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            result = load(target, "stream", model="stream", streams=count, ramp=ramp, timeout=60)
-            stop[0] = True
-            sampler.join()
-            settle(target)
-            if pid:
-                result["rss_before_kb"], result["rss_peak_kb"] = before, peak[0]
-                # Per stream open at the same time (the load generator counts them).
-                opened = result.get("max_open") or count
-                result["kb_per_stream"] = round((peak[0] - before) / opened, 2)
+            result = streams_with_peak_rss(
+                target, model="stream", streams=count, ramp=ramp, timeout=60
+            )
             out.setdefault(str(count), {})[target.name] = result
             log(
                 f"streams {count} {target.name}: held={result.get('held')} "
@@ -490,29 +498,13 @@ def memory(targets: list[Target], count: int, ramp: float) -> dict[str, Any]:
     """Resident memory per open stream: 50 streams first (lazily built code paths, pools),
     then ``count`` streams paced at 100 ms (6.4 s each), so all of them are open at once while
     the peak is read; per stream = (peak - RSS after the warm-up) / streams open at once."""
-    import threading
-
     out: dict[str, Any] = {}
     for target in [t for t in targets if t.streams and t.pid]:
         load(target, "stream", model="stream", streams=50, ramp=0.2, timeout=30)
         settle(target)
         time.sleep(1.0)
-        pid = target.pid
-        assert pid is not None
-        before = rss_kb(pid)
-        peak = [before]
-        stop = [False]
-
-        def sample(pid: int = pid, peak: list[int] = peak, stop: list[bool] = stop) -> None:
-            while not stop[0]:
-                peak[0] = max(peak[0], rss_kb(pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        result = load(
+        result = streams_with_peak_rss(
             target,
-            "stream",
             model="stream-hold",
             streams=count,
             ramp=ramp,
@@ -520,15 +512,11 @@ def memory(targets: list[Target], count: int, ramp: float) -> dict[str, Any]:
             expect_events=64,
             timeout=120,
         )
-        stop[0] = True
-        sampler.join()
-        settle(target)
         opened = result.get("max_open") or 0
-        result["rss_before_kb"], result["rss_peak_kb"] = before, peak[0]
-        result["kb_per_stream"] = round((peak[0] - before) / opened, 2) if opened else None
+        before, peak = result.get("rss_before_kb"), result.get("rss_peak_kb")
         out[target.name] = result
         log(
-            f"memory {target.name}: {opened} open at once, {before} -> {peak[0]} kB, "
+            f"memory {target.name}: {opened} open at once, {before} -> {peak} kB, "
             f"kb/stream={result['kb_per_stream']} failed={result.get('failed')}"
         )
     return {str(count): out}
