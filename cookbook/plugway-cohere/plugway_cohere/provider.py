@@ -7,61 +7,36 @@ from typing import Any
 
 import httpx
 import orjson
-from plugway import ChunkStream, Provider, ProviderResponse, RequestContext, Target, hookimpl
-from plugway.errors import UpstreamStreamBroken, UpstreamUnavailable
+from plugway import ChunkStream, ProviderResponse, RequestContext, Target, hookimpl
+from plugway.errors import UpstreamError, UpstreamStreamBroken
 from plugway.sse import EventSplitter, iter_data, sse_event
-from plugway.upstream import error_from_response, make_http_client, transport_error
+from plugway.upstream import HTTPProvider, checked_response, error_from_response, json_object
 
 from plugway_cohere.translate import StreamTranslator, from_cohere, to_cohere
 
 
-class CohereProvider(Provider):
-    client: httpx.AsyncClient
+class CohereProvider(HTTPProvider):
+    """JSON over plugway's pooled client (``HTTPProvider``); the key rides in a bearer header."""
 
-    async def startup(self) -> None:
-        headers = {"authorization": f"Bearer {self.settings.api_key}", **self.settings.headers}
-        self.client = make_http_client(self.settings, headers=headers)
+    def auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.settings.api_key}"}
 
-    async def aclose(self) -> None:
-        if hasattr(self, "client"):
-            await self.client.aclose()
+    def _error(self, status: int, content: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        return error_from_response(status, content, headers, self.name)
 
     async def _send(self, payload: dict[str, Any], stream: bool) -> httpx.Response:
         accept = "text/event-stream" if stream else "application/json"
         request = self.client.build_request(
-            "POST",
-            "/v2/chat",
-            content=orjson.dumps(payload),
-            headers={"content-type": "application/json", "accept": accept},
+            "POST", "/v2/chat", content=orjson.dumps(payload), headers={"accept": accept}
         )
-        try:
-            response = await self.client.send(request, stream=stream)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.name) from None
-        if response.status_code >= 400:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
-            raise error_from_response(response.status_code, content, response.headers, self.name)
-        return response
+        sending = self.client.send(request, stream=stream)
+        return await checked_response(sending, provider=self.name, error_of=self._error)
 
     async def chat(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
         response = await self._send(to_cohere(dict(body), target.model), stream=False)
-        try:
-            data = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise UpstreamUnavailable(
-                f"provider '{self.name}' answered with a body that is not a JSON object",
-                provider=self.name,
-                upstream_status=response.status_code,
-            )
+        data = json_object(response, self.name)
         return ProviderResponse(body=from_cohere(data, target.model))
 
     async def chat_stream(
