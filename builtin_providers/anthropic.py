@@ -1,9 +1,10 @@
 """The ``anthropic`` provider: Anthropic's Messages API behind the gateway's OpenAI format.
 
 ``chat``/``chat_stream`` translate OpenAI Chat Completions to Messages and back (the pure
-translation is :mod:`plugway.builtin_providers.anthropic_format`). ``messages``,
+translation is :mod:`plugway.formats.anthropic_messages`). ``messages``,
 ``messages_stream`` and ``count_tokens`` are the native calls (:class:`NativeMessages`): the
-inbound ``/v1/messages`` endpoint uses them to pass an Anthropic request through with only
+inbound ``/v1/messages`` endpoint uses them (through the
+:class:`plugway.formats.anthropic_messages.NativeMessages` protocol) to pass an Anthropic request through with only
 ``model`` replaced when the plan's target is a provider that offers them.
 
 ``base_url`` is the host (``https://api.anthropic.com``), as in Anthropic's SDKs; the provider
@@ -15,20 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 import httpx
 import orjson
-from plugway.builtin_providers.anthropic_format import (
-    ANTHROPIC_VERSION,
-    FINISH_REASONS,
-    AnthropicSSEToOpenAI,
-    AnthropicStreamError,
-    anthropic_to_openai_response,
-    anthropic_usage_to_openai,
-    openai_to_anthropic_request,
-)
 from plugway.context import RequestContext, Target
 from plugway.errors import (
     ContentFiltered,
@@ -36,6 +28,16 @@ from plugway.errors import (
     UpstreamError,
     UpstreamStreamBroken,
     upstream_error_for_status,
+)
+from plugway.formats.anthropic_messages import (
+    ANTHROPIC_VERSION,
+    FINISH_REASONS,
+    AnthropicSSEToOpenAI,
+    AnthropicStreamError,
+    NativeMessage,
+    anthropic_to_openai_response,
+    anthropic_usage_to_openai,
+    openai_to_anthropic_request,
 )
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
@@ -68,32 +70,6 @@ class AnthropicSettings(ProviderSettings):
     anthropic_version: str = ANTHROPIC_VERSION
     #: ``max_tokens`` when an OpenAI client sends none; unset means the model's output limit.
     default_max_tokens: int | None = None
-
-
-@attrs.define(slots=True)
-class NativeMessage:
-    """A non-streamed native answer: the upstream's bytes and the parsed message."""
-
-    raw: bytes
-    body: dict[str, Any]
-
-
-@runtime_checkable
-class NativeMessages(Protocol):
-    """What a provider offers to serve Anthropic Messages requests natively. The inbound
-    ``/v1/messages`` endpoint passes requests through to targets whose provider has these."""
-
-    async def messages(
-        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
-    ) -> NativeMessage: ...
-
-    async def messages_stream(
-        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
-    ) -> ChunkStream: ...
-
-    async def count_tokens(
-        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
-    ) -> dict[str, Any]: ...
 
 
 def error_from_anthropic(
@@ -281,8 +257,6 @@ class NativeEventStream(ChunkStream):
         self.provider = provider
         self._usage: dict[str, Any] = {}
         self.done = False
-        #: The error an ``error`` event reported (the event itself reached the client).
-        self.error: UpstreamError | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         splitter = EventSplitter()

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
-from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
+from plugway.formats.openai_embeddings import embeddings_body
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import sse_event

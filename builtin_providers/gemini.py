@@ -4,7 +4,7 @@
 ``/{api_version}/models/{model}:generateContent`` (``:streamGenerateContent?alt=sse`` for
 streams, ``:embedContent`` / ``:batchEmbedContents`` for embeddings). The key travels in the
 ``x-goog-api-key`` header only, never in the URL, so it cannot reach a log line or an error
-through a URL. The translation itself lives in :mod:`gemini_format`.
+through a URL. The translation itself lives in :mod:`plugway.formats.gemini`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from urllib.parse import quote
 import attrs
 import httpx
 import orjson
-from plugway.builtin_providers import gemini_format as fmt
-from plugway.builtin_providers.embeddings import embeddings_body
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamError, UpstreamStreamBroken
+from plugway.formats import gemini as fmt
+from plugway.formats.openai_embeddings import embeddings_body
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
 from plugway.upstream import (

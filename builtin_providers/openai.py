@@ -160,6 +160,35 @@ class OpenAIProvider(Provider):
         payload = {**body, "model": target.model}
         return await self._post_json(self._url("/embeddings", target.model), payload)
 
+    # -- other OpenAI endpoints, passed through as they are -------------------------------------
+
+    async def post_endpoint(
+        self, target: Target, endpoint: str, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """POST ``body`` (``model`` set to the target's) to another OpenAI endpoint of this
+        host (``/responses``, ``/completions`` ...) and return its JSON answer untouched in
+        ``raw``. The host's quirks (``rename``, ``drop``) apply as for chat."""
+        payload = {**body, "model": target.model}
+        return await self._post_json(self._url(endpoint, target.model), payload)
+
+    async def open_endpoint_stream(
+        self, target: Target, endpoint: str, body: Mapping[str, Any]
+    ) -> DirectResponse:
+        """Open a streamed call to another OpenAI endpoint of this host; the caller reads the
+        accepted response's SSE bytes and must ``aclose()`` it. Error statuses raise as for
+        chat."""
+        payload = {**body, "model": target.model, "stream": True}
+        if self._adapts:
+            payload = self._adapt(payload)
+        sending = self.direct.send(
+            "POST",
+            self._url(endpoint, target.model),
+            orjson.dumps(payload),
+            headers=self._stream_headers,
+            stream=True,
+        )
+        return await checked_response(sending, provider=self.name, error_of=self._error)
+
     async def _post_json(self, url: str, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
             payload = self._adapt(payload)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import attrs
 from plugway.context import RequestContext, Target
-from plugway.errors import InvalidRequest
+from plugway.errors import GatewayError, InvalidRequest
 
 
 @attrs.define(kw_only=True)
@@ -70,6 +70,9 @@ class ChunkStream(ABC):
 
     usage: dict[str, Any] | None = None
     finish_reason: str | None = None
+    #: An error the upstream reported in band that was forwarded to the client as it was
+    #: (a pass-through stream's own error event); the endpoint records it, adds no other.
+    error: GatewayError | None = None
 
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[bytes]: ...

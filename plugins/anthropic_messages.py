@@ -10,7 +10,7 @@ Anthropic's event sequence, errors as ``{"type":"error","error":{"type","message
 ``request-id`` header.
 
 Pass-through: when a target's provider offers native Messages calls
-(:class:`plugway.builtin_providers.anthropic.NativeMessages`, the ``anthropic`` provider does),
+(:class:`plugway.formats.anthropic_messages.NativeMessages`, the ``anthropic`` provider does),
 the client's own Anthropic body goes to it with only ``model`` replaced, and its answer bytes
 come back untouched: fields the gateway does not translate (``thinking``, ``cache_control``,
 server tools, betas) keep working. The canonical body still drives routing and plugins;
@@ -42,8 +42,11 @@ from plugway import pipeline
 from plugway.app import decision_headers, read_body
 from plugway.app import error_response as core_error_response
 from plugway.app import failed as core_failed
-from plugway.builtin_providers.anthropic import NativeEventStream, NativeMessages
-from plugway.builtin_providers.anthropic_format import (
+from plugway.config import Config
+from plugway.context import RequestContext, Target, new_request_id
+from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
+from plugway.formats.anthropic_messages import (
+    NativeMessages,
     OpenAIToAnthropicStream,
     anthropic_error_body,
     anthropic_to_openai_request,
@@ -52,9 +55,6 @@ from plugway.builtin_providers.anthropic_format import (
     openai_to_anthropic_response,
     sse,
 )
-from plugway.config import Config
-from plugway.context import RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse
@@ -319,7 +319,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
     finally:
         # A passed-through stream forwards an upstream error event as it is; record it even
         # when the client hung up on reading it.
-        if isinstance(opened.stream, NativeEventStream) and opened.stream.error is not None:
+        if opened.stream.error is not None:
             ctx.error = opened.stream.error
             if ctx.status == 200:
                 ctx.status = ctx.error.status

@@ -20,8 +20,8 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plugway.builtin_providers._common import loads_object, parse_data_url
-from plugway.builtin_providers.anthropic_format import (
+from plugway.errors import InvalidRequest
+from plugway.formats.anthropic_messages import (
     AnthropicSSEToOpenAI,
     AnthropicStreamError,
     AnthropicToOpenAIStream,
@@ -34,7 +34,7 @@ from plugway.builtin_providers.anthropic_format import (
     openai_to_anthropic_response,
     sse,
 )
-from plugway.errors import InvalidRequest
+from plugway.formats.common import loads_object, parse_data_url
 from plugway.sse import EventSplitter
 from plugway.testing import FakeAnthropic, Reply
 

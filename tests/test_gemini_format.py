@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from plugway.builtin_providers import gemini_format as fmt
 from plugway.errors import (
     ContentFiltered,
     ContextWindowExceeded,
@@ -20,6 +19,7 @@ from plugway.errors import (
     UpstreamStreamBroken,
     UpstreamUnavailable,
 )
+from plugway.formats import gemini as fmt
 from plugway.testing.fake_gemini import InvalidArgument, check_request
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini"

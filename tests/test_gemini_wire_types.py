@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from google.genai import types
-from plugway.builtin_providers import gemini_format as fmt
+from plugway.formats import gemini as fmt
 from plugway.testing import FakeGemini, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini"

@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import attrs
 import orjson
-from plugway.builtin_providers._common import loads_object, parse_data_url
 from plugway.errors import InvalidRequest
+from plugway.formats.common import loads_object, parse_data_url
 from plugway.sse import EventSplitter, iter_data, sse_event
+
+if TYPE_CHECKING:
+    from plugway.context import RequestContext, Target
+    from plugway.provider import ChunkStream
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -999,3 +1004,35 @@ def iter_sse_data(events: bytes) -> Iterator[dict[str, Any]]:
         value = orjson.loads(payload)
         if isinstance(value, dict):
             yield value
+
+
+# -- native pass-through: what a provider offers to serve Messages as they are ---------------
+
+
+@attrs.define(slots=True)
+class NativeMessage:
+    """A non-streamed native answer: the upstream's bytes and the parsed message."""
+
+    raw: bytes
+    body: dict[str, Any]
+
+
+@runtime_checkable
+class NativeMessages(Protocol):
+    """What a provider offers to serve Anthropic Messages requests natively. The inbound
+    ``/v1/messages`` endpoint passes requests through to targets whose provider has these.
+
+    ``messages_stream`` yields Anthropic's own SSE events, whole and untouched; an ``error``
+    event it forwarded after the first byte is recorded in the stream's ``error``."""
+
+    async def messages(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> NativeMessage: ...
+
+    async def messages_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream: ...
+
+    async def count_tokens(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
