@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 from plugway.context import RequestContext, Target
+from plugway.formats import openai_moderations
 from plugway.formats.openai_embeddings import embeddings_body
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
@@ -145,6 +146,26 @@ class FakeProvider(Provider):
                 prompt_tokens=tokens,
             )
         )
+
+    async def moderations(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """Flags ``violence`` for inputs naming one of :data:`VIOLENT_WORDS`, nothing else."""
+        results = [
+            openai_moderations.result(
+                ["violence"] if VIOLENT_WORDS & set(text.lower().split()) else [], kind
+            )
+            for kind, text in openai_moderations.inputs(body)
+        ]
+        return ProviderResponse(
+            body=openai_moderations.moderation_body(
+                "modr-" + ctx.request_id.removeprefix("req_"), target.model, results
+            )
+        )
+
+
+#: Words the fake provider's moderation flags as violence.
+VIOLENT_WORDS = frozenset({"kill", "attack", "shoot"})
 
 
 def embed(text: str, size: int) -> list[float]:

@@ -189,6 +189,11 @@ class OpenAIProvider(Provider):
         )
         return await checked_response(sending, provider=self.name, error_of=self._error)
 
+    async def moderations(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        return await self.post_endpoint(target, "/moderations", body)
+
     async def _post_json(self, url: str, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
             payload = self._adapt(payload)

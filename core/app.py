@@ -15,6 +15,7 @@ from loguru import logger
 from plugway import edge, errors, heap, pipeline
 from plugway.context import RequestContext, new_request_id
 from plugway.errors import GatewayError, InvalidRequest
+from plugway.formats import anthropic_messages, openai_moderations
 from plugway.gateway import Gateway, load_gateway
 from plugway.logs import configure_logging
 from plugway.redact import redact
@@ -79,6 +80,7 @@ def create_app(gateway: Gateway) -> Sanic[Any, Any]:
     for paths, handler, methods in (
         (("/v1/chat/completions", "/chat/completions"), chat_completions, ["POST"]),
         (("/v1/embeddings", "/embeddings"), embeddings, ["POST"]),
+        (("/v1/moderations", "/moderations"), moderations, ["POST"]),
         (("/v1/models", "/models"), list_models, ["GET"]),
         (("/v1/models/<model_id:path>", "/models/<model_id:path>"), get_model, ["GET"]),
         (("/health",), health, ["GET"]),
@@ -132,18 +134,35 @@ async def embeddings(request: Request) -> HTTPResponse | None:
     return await serve_complete(gw, ctx, "embeddings")
 
 
-async def list_models(request: Request) -> HTTPResponse:
+async def moderations(request: Request) -> HTTPResponse | None:
     gw: Gateway = request.app.ctx.gateway
-    return _json({"object": "list", "data": _model_objects(gw)})
+    ctx = new_context(request, "moderations")
+    openai_moderations.check_request(ctx.body)
+    if ctx.stream:
+        raise InvalidRequest("moderations cannot be streamed", param="stream")
+    return await serve_complete(gw, ctx, "moderations")
+
+
+async def list_models(request: Request) -> HTTPResponse:
+    """The routes and targets, in OpenAI's shape, or in Anthropic's for an Anthropic client."""
+    gw: Gateway = request.app.ctx.gateway
+    models = _model_objects(gw)
+    if anthropic_messages.speaks_anthropic(request.headers):
+        ids = [model["id"] for model in models]
+        query = {name: request.args.get(name) for name in request.args}
+        return _json(anthropic_messages.models_page(ids, int(gw.started_wall), query))
+    return _json({"object": "list", "data": models})
 
 
 async def get_model(request: Request, model_id: str) -> HTTPResponse:
     gw: Gateway = request.app.ctx.gateway
-    for model in _model_objects(gw):
-        if model["id"] == model_id:
-            return _json(model)
-    gw.router.resolve(model_id)  # raises ModelNotFound with the usual wording
-    return _json({"id": model_id, "object": "model", "created": 0, "owned_by": "plugway"})
+    model = next((m for m in _model_objects(gw) if m["id"] == model_id), None)
+    if model is None:
+        gw.router.resolve(model_id)  # raises ModelNotFound with the usual wording
+        model = {"id": model_id, "object": "model", "created": 0, "owned_by": "plugway"}
+    if anthropic_messages.speaks_anthropic(request.headers):
+        return _json(anthropic_messages.model_info(model_id, model["created"]))
+    return _json(model)
 
 
 def _model_objects(gw: Gateway) -> list[dict[str, Any]]:

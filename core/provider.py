@@ -127,6 +127,17 @@ class Provider(ABC):
             code="unsupported_endpoint",
         )
 
+    async def moderations(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """Classify inputs (``POST /v1/moderations``). Providers without it keep this default."""
+        raise InvalidRequest(
+            f"provider '{self.name}' ({self.settings.type}) does not serve moderations; route "
+            f"'{ctx.model}' to a target that does (an OpenAI-format host with a moderation model)",
+            param="model",
+            code="unsupported_endpoint",
+        )
+
     def public_settings(self) -> dict[str, Any]:
         """The settings with the key masked, for ``plugway check`` and ``/-/plugins``."""
         data = attrs.asdict(self.settings)

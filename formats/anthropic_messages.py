@@ -1036,3 +1036,60 @@ class NativeMessages(Protocol):
     async def count_tokens(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> dict[str, Any]: ...
+
+
+# -- models: GET /v1/models in Anthropic's shape -------------------------------------------------
+
+#: Anthropic's page size when a client sends no ``limit``, and the largest it accepts.
+MODELS_PAGE_DEFAULT = 20
+MODELS_PAGE_MAX = 1000
+
+
+def speaks_anthropic(headers: Mapping[str, str]) -> bool:
+    """Whether a request comes from an Anthropic client: its SDKs always send
+    ``anthropic-version``; OpenAI clients never do."""
+    return "anthropic-version" in headers
+
+
+def model_info(model_id: str, created: int) -> dict[str, Any]:
+    """One ``ModelInfo`` (``type: "model"``, ``created_at`` in RFC 3339)."""
+    return {
+        "type": "model",
+        "id": model_id,
+        "display_name": model_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        "lifecycle": "active",
+    }
+
+
+def models_page(model_ids: list[str], created: int, query: Mapping[str, str]) -> dict[str, Any]:
+    """A page of ``GET /v1/models`` as Anthropic answers it (``data``, ``has_more``,
+    ``first_id``, ``last_id``), honouring ``limit``, ``after_id`` and ``before_id``. An id the
+    list does not hold as a cursor, or a ``limit`` outside 1-1000, is a client error."""
+    raw_limit = query.get("limit")
+    limit = MODELS_PAGE_DEFAULT
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MODELS_PAGE_MAX:
+            raise InvalidRequest(
+                f"limit: must be an integer from 1 to {MODELS_PAGE_MAX}", param="limit"
+            )
+        limit = int(raw_limit)
+    after, before = query.get("after_id"), query.get("before_id")
+    for name, cursor in (("after_id", after), ("before_id", before)):
+        if cursor is not None and cursor not in model_ids:
+            raise InvalidRequest(f"{name}: no model '{cursor}' in this list", param=name)
+    if before is not None:
+        end = model_ids.index(before)
+        start = max(0, end - limit)
+        has_more = start > 0
+    else:
+        start = model_ids.index(after) + 1 if after is not None else 0
+        end = min(len(model_ids), start + limit)
+        has_more = end < len(model_ids)
+    ids = model_ids[start:end]
+    return {
+        "data": [model_info(model_id, created) for model_id in ids],
+        "has_more": has_more,
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+    }

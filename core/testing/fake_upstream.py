@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import orjson
 from aiohttp import web
+from plugway.formats import openai_moderations
 
 
 @attrs.frozen
@@ -313,7 +314,8 @@ def last_user_text(body: Any) -> str:
 
 class FakeOpenAI(FakeUpstream):
     """OpenAI's wire format: ``/v1/chat/completions`` (JSON and SSE, tool calls when the
-    request requires one, usage when asked) and ``/v1/embeddings`` (floats or base64)."""
+    request requires one, usage when asked), ``/v1/embeddings`` (floats or base64) and
+    ``/v1/moderations``."""
 
     _OPENAI_TYPES = {
         400: "invalid_request_error",
@@ -355,6 +357,8 @@ class FakeOpenAI(FakeUpstream):
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         if request.path.endswith("/embeddings"):
             return self._embeddings(body)
+        if request.path.endswith("/moderations"):
+            return self._moderations(body)
         tool = self._tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if tool:
@@ -435,6 +439,14 @@ class FakeOpenAI(FakeUpstream):
             usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
             yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    def _moderations(self, body: Any) -> Any:
+        """Flags ``harassment`` for inputs containing "idiot", nothing else."""
+        results = [
+            openai_moderations.result(["harassment"] if "idiot" in text.lower() else [], kind)
+            for kind, text in openai_moderations.inputs(body)
+        ]
+        return openai_moderations.moderation_body("modr-fake", str(body.get("model")), results)
 
     def _embeddings(self, body: Any) -> Any:
         inputs = body.get("input")

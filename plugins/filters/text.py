@@ -18,7 +18,8 @@ Finder = Callable[[str], list[tuple[int, int, str]]]
 def request_texts(
     body: dict[str, Any], roles: tuple[str, ...] | None = None
 ) -> Iterator[tuple[str, Callable[[str], None]]]:
-    """Each text of a chat or embeddings request with a setter that rewrites it in place."""
+    """Each text of a chat, embeddings or moderations request with a setter that rewrites it
+    in place."""
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
             continue
@@ -38,6 +39,8 @@ def request_texts(
         for i, item in enumerate(inp):
             if isinstance(item, str):
                 yield item, _index_setter(inp, i)
+            elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                yield item["text"], _setter(item, "text")  # a moderation's text part
 
 
 def response_texts(body: dict[str, Any]) -> Iterator[tuple[str, Callable[[str], None]]]:
