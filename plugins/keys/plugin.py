@@ -45,6 +45,8 @@ PIPELINE_PATHS = frozenset(
         "/embeddings",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        "/v1/moderations",
+        "/moderations",
     }
 )
 
