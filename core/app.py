@@ -136,7 +136,7 @@ async def embeddings(request: Request) -> HTTPResponse | None:
 
 async def moderations(request: Request) -> HTTPResponse | None:
     gw: Gateway = request.app.ctx.gateway
-    ctx = new_context(request, "moderations")
+    ctx = new_context(request, "moderations", openai_moderations.DEFAULT_MODEL)
     openai_moderations.check_request(ctx.body)
     if ctx.stream:
         raise InvalidRequest("moderations cannot be streamed", param="stream")
@@ -201,9 +201,12 @@ async def plugins_info(request: Request) -> HTTPResponse:
 # -- the request path --------------------------------------------------------------------------
 
 
-def read_body(request: Request) -> tuple[dict[str, Any], str, bool]:
+def read_body(
+    request: Request, default_model: str | None = None
+) -> tuple[dict[str, Any], str, bool]:
     """The JSON object a client sent, with its ``model`` and ``stream``; a client's mistake
-    is a 400 naming the field. Every endpoint that takes a model reads its body here."""
+    is a 400 naming the field. Every endpoint that takes a model reads its body here; one whose
+    API makes ``model`` optional names the model it defaults to (set in the body)."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
@@ -214,6 +217,8 @@ def read_body(request: Request) -> tuple[dict[str, Any], str, bool]:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model")
+    if model is None and default_model is not None:
+        model = body["model"] = default_model
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
     stream = body.get("stream")
@@ -222,9 +227,11 @@ def read_body(request: Request) -> tuple[dict[str, Any], str, bool]:
     return body, model, bool(stream)
 
 
-def new_context(request: Request, endpoint: str) -> RequestContext:
+def new_context(
+    request: Request, endpoint: str, default_model: str | None = None
+) -> RequestContext:
     """The request context for an OpenAI-shaped body."""
-    body, model, stream = read_body(request)
+    body, model, stream = read_body(request, default_model)
     return RequestContext(
         endpoint=endpoint,
         body=body,

@@ -9,6 +9,9 @@ from typing import Any
 
 from plugway.errors import InvalidRequest
 
+#: The model OpenAI uses when a request names none; the gateway routes it like any name.
+DEFAULT_MODEL = "omni-moderation-latest"
+
 #: Each category and the input kinds it applies to, as OpenAI's omni-moderation models answer.
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "harassment": ("text",),

@@ -132,3 +132,11 @@ def test_keys_and_rate_limits_hold_at_this_door(primary: FakeOpenAI) -> None:
         with pytest.raises(openai.RateLimitError):
             client.moderations.create(model="mod", input="again")
     assert len(primary.requests) == 1
+
+
+def test_model_is_optional_as_in_openais_api(
+    moderating: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    answer = httpx.post(f"{moderating.base_url}/moderations", json={"input": "hello"})
+    assert answer.status_code == 200, answer.text
+    assert primary.requests[0].body["model"] == "omni-moderation-2024-09-26"
