@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 import attrs
 from plugway.errors import InvalidRequest
@@ -74,7 +74,7 @@ class CompletionRequest:
     untranslatable: InvalidRequest | None = None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -143,7 +143,9 @@ def _check_logit_bias(bias: Any) -> None:
     if bias is None:
         return
     if not isinstance(bias, dict):
-        raise InvalidRequest("logit_bias must be an object of token ids to numbers", "logit_bias")
+        raise InvalidRequest(
+            "logit_bias must be an object of token ids to numbers", param="logit_bias"
+        )
     for token, value in bias.items():
         if not _is_number(value):
             raise InvalidRequest(

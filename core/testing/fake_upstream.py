@@ -473,7 +473,8 @@ class FakeOpenAI(FakeUpstream):
         or before a ``stop`` sequence, the prompt put in front when ``echo`` is set. A
         token is a word and the space after it."""
         prompt = body.get("prompt")
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [""])
+        single = isinstance(prompt, str) or (prompt and isinstance(prompt[0], int))
+        prompts = [prompt] if single else list(prompt or [""])
         n = body.get("n") if isinstance(body.get("n"), int) else 1
         stops = body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else stops
