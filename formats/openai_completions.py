@@ -375,6 +375,25 @@ def legacy_logprobs(logprobs: Any, offset: int = 0) -> dict[str, Any] | None:
     return out
 
 
+def choice_texts(chat: Mapping[str, Any]) -> list[str]:
+    """Each choice's text in a chat-shaped answer, in order."""
+    return [
+        _text_of(c.get("message")) if isinstance(c, Mapping) else ""
+        for c in chat.get("choices") or ()
+    ]
+
+
+def drop_stale_logprobs(chat: dict[str, Any], before: Sequence[str]) -> None:
+    """Remove the logprobs of every choice whose text a plugin changed since ``before`` (see
+    :func:`choice_texts`): its tokens would still spell what was redacted."""
+    after = choice_texts(chat)
+    for position, choice in enumerate(chat.get("choices") or ()):
+        if isinstance(choice, dict) and (
+            position >= len(before) or before[position] != after[position]
+        ):
+            choice["logprobs"] = None
+
+
 def completion_id(request_id: str) -> str:
     return "cmpl-" + request_id.removeprefix("req_")
 

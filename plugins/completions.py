@@ -45,8 +45,10 @@ from plugway.formats.openai_completions import (
     NativeCompletions,
     add_usage,
     chat_to_completion,
+    choice_texts,
     completion_id,
     completion_to_chat,
+    drop_stale_logprobs,
     merge_chat_answers,
     parse_request,
     prompt_bodies,
@@ -158,8 +160,9 @@ async def completions(request: Request) -> HTTPResponse | None:
 
 @attrs.define
 class Answer:
-    response: ProviderResponse  # chat-shaped, what post_response sees
-    raw: bytes | None = None  # the host's own completion bytes when passed through
+    #: Chat-shaped, what post_response sees; its ``raw`` is the host's own completion bytes
+    #: when passed through.
+    response: ProviderResponse
     echo_prompts: list[str] | None = None  # what to put before each choice's text
 
 
@@ -173,16 +176,17 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
             upstream = native(provider) if passthrough else None
             if upstream is not None:
                 answer = await upstream.completions(ctx, target, inbound.request.body)
-                return Answer(ProviderResponse(completion_to_chat(answer.body)), answer.raw)
+                # raw stays on the chat-shaped response: a plugin that changes the body
+                # calls replace_body, which drops it, and the answer is rendered again.
+                return Answer(ProviderResponse(completion_to_chat(answer.body), raw=answer.raw))
             bodies = inbound.chat_bodies()
             answers = await gather_all([provider.chat(ctx, target, body) for body in bodies])
             merged = merge_chat_answers([a.body for a in answers], inbound.request.n)
-            return Answer(ProviderResponse(merged), None, inbound.echo_prompts(bodies))
+            return Answer(ProviderResponse(merged), inbound.echo_prompts(bodies))
 
         answer = await pipeline.attempt_plan(gw, ctx, call)
-        original = answer.response.body
         ctx.usage = answer.response.usage
-        choices = original.get("choices")
+        choices = answer.response.body.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
     except GatewayError as exc:
@@ -192,13 +196,15 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
     ctx.status, ctx.ended = 200, time.monotonic()
+    before = choice_texts(answer.response.body)
     refusal = await pipeline.observe_success(gw, ctx, answer.response)
     if refusal is not None:
         return error_response(refusal, ctx.request_id, decision_headers(ctx))
-    if answer.raw is not None and answer.response.body is original:
-        body = answer.raw
+    if answer.response.raw is not None:
+        body = answer.response.raw
     else:
         chat = answer.response.body
+        drop_stale_logprobs(chat, before)
         model = chat.get("model")
         body = orjson.dumps(
             chat_to_completion(

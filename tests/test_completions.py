@@ -31,6 +31,7 @@ from plugway.testing import (
     FakeGemini,
     FakeOpenAI,
     GatewayProcess,
+    Reply,
     Status,
 )
 from plugway.testing.pytest_plugin import UpstreamPool
@@ -547,9 +548,17 @@ def test_pii_is_redacted_before_the_upstream_sees_the_prompt(
     assert text == "echo: call [EMAIL] "
     assert primary.requests[-1].body["messages"][0]["content"] == "call [EMAIL]"
     primary.reset()
-    # nothing to redact: passed through to the host's /completions
-    assert completion(guarded, MASTER, prompt="nothing here").status_code == 200
+    # nothing to redact in the prompt: passed through to the host's /completions, and the
+    # host's answer still goes through the answer filter
+    primary.script(Reply(text="write to bob@example.com"))
+    passed = completion(guarded, MASTER, prompt="nothing here", logprobs=1)
     assert primary.requests[-1].path == "/v1/completions"
+    (choice,) = passed.json()["choices"]
+    # the redacted choice's logprobs would spell the address: they are dropped
+    assert (choice["text"], choice["logprobs"]) == ("write to [EMAIL]", None)
+    clean = completion(guarded, MASTER, prompt="nothing here", logprobs=1)
+    assert clean.json()["choices"][0]["text"] == "echo: nothing here"
+    assert clean.json()["choices"][0]["logprobs"]["tokens"] == ["echo: ", "nothing ", "here"]
 
 
 # -- the translation, unit by unit -------------------------------------------------------------
