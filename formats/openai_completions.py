@@ -19,7 +19,8 @@ Pure translation, no I/O. The inbound ``/v1/completions`` endpoint uses it to se
 
 What chat cannot express faithfully, and so only a native target serves (others get a 400
 naming the field): token-id prompts (``prompt`` as a list of integers or of lists of integers),
-a non-empty ``suffix``, and ``best_of`` other than 1 or ``n``. ``echo`` prepends each prompt to
+a non-empty ``suffix``, ``best_of`` other than 1 or ``n``, and lists of more than
+:data:`MAX_TRANSLATED_PROMPTS` prompts. ``echo`` prepends each prompt to
 its choices' text (prompt tokens get no logprobs through chat). ``logprobs: N`` asks chat for
 ``logprobs: true, top_logprobs: N`` and converts the answer's token logprobs to the legacy
 ``{tokens, token_logprobs, top_logprobs, text_offset}`` shape where the target gives them.
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 MAX_LOGPROBS = 5
 #: ``stop`` holds at most this many sequences.
 MAX_STOP = 4
+#: At most this many prompts in one request are served through chat (one chat call each);
+#: longer lists only reach hosts with a native completions endpoint.
+MAX_TRANSLATED_PROMPTS = 16
 #: Finish reasons a ``text_completion`` choice may carry; others read as ``stop``.
 FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
 #: Fields this module reads; every other field is copied to the chat body as it is.
@@ -205,6 +209,13 @@ def parse_request(body: Mapping[str, Any]) -> CompletionRequest:
         untranslatable = InvalidRequest(
             "prompt as token ids can only be served by a target with a native completions "
             "endpoint; send the prompt as text",
+            param="prompt",
+        )
+    elif len(texts) > MAX_TRANSLATED_PROMPTS:
+        untranslatable = InvalidRequest(
+            f"at most {MAX_TRANSLATED_PROMPTS} prompts in one request can be served through "
+            "chat (one call each); send fewer, or route to a target with a native completions "
+            "endpoint",
             param="prompt",
         )
     elif suffix:

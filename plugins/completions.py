@@ -130,10 +130,20 @@ def native(provider: Provider) -> NativeCompletions | None:
     return None
 
 
+#: How many of one request's per-prompt chat calls run at once.
+PROMPT_CONCURRENCY = 4
+
+
 async def gather_all(calls: Sequence[Awaitable[T]]) -> list[T]:
-    """Await ``calls`` together; when one fails, the others are cancelled before its error
-    propagates (an attempt's calls succeed or fail as one)."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
+    """Await ``calls``, :data:`PROMPT_CONCURRENCY` at a time; when one fails, the others are
+    cancelled before its error propagates (an attempt's calls succeed or fail as one)."""
+    gate = asyncio.Semaphore(PROMPT_CONCURRENCY)
+
+    async def gated(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    tasks = [asyncio.ensure_future(gated(call)) for call in calls]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
@@ -347,6 +357,10 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
             attempt.outcome, attempt.error = "broken", error
         await response.send(sse_event(error.to_body()))
     finally:
+        if opened.stream.error is not None:  # an upstream error event forwarded as it was
+            ctx.error = opened.stream.error
+            if ctx.status == 200:
+                ctx.status = ctx.error.status
         await pipeline.close_quietly(opened.stream)
         ctx.usage = opened.stream.usage
         ctx.finish_reason = opened.stream.finish_reason

@@ -454,6 +454,7 @@ def test_body_that_is_not_json_is_a_400(gw: GatewayProcess, primary: FakeOpenAI)
         ({"prompt": [1, 2, 3]}, "prompt"),
         ({"prompt": "x", "suffix": "after"}, "suffix"),
         ({"prompt": "x", "best_of": 3}, "best_of"),
+        ({"prompt": ["p"] * 17}, "prompt"),
     ],
 )
 def test_what_chat_cannot_express_is_refused_by_translated_targets(
@@ -468,7 +469,7 @@ def test_what_chat_cannot_express_is_refused_by_translated_targets(
             gw.base_url + "/completions", json={"model": model, **body}, timeout=10
         )
         error = assert_openai_error(response, 400)
-        assert error["param"] == param and "native completions endpoint" in error["message"]
+        assert error["param"] == param and "a native completions endpoint" in error["message"]
     assert primary.requests == [] and claude_up.requests == []
     # a host with /completions serves it as it is
     response = httpx.post(
