@@ -6,7 +6,9 @@ serves ``/v1/completions`` (FakeOpenAI), translated through chat for one that do
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +38,7 @@ from plugway.testing import (
 )
 from plugway.testing.pytest_plugin import UpstreamPool
 from sec_kit import MASTER, assert_openai_error, create_key, keyed_config, new_db
+from test_cost_and_store import rows
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +53,18 @@ def _fresh(gemini: FakeGemini, claude_up: FakeAnthropic, primary: FakeOpenAI) ->
 
 
 @pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("completions")
+    return {"store": folder / "requests.db", "audit": folder / "trail.jsonl"}
+
+
+@pytest.fixture(scope="module")
 def gw(
-    primary: FakeOpenAI, backup: FakeOpenAI, claude_up: FakeAnthropic, gemini: FakeGemini
+    primary: FakeOpenAI,
+    backup: FakeOpenAI,
+    claude_up: FakeAnthropic,
+    gemini: FakeGemini,
+    observed: dict[str, Path],
 ) -> Iterator[GatewayProcess]:
     config = f"""
 [providers.native]
@@ -93,6 +106,13 @@ deadline = 8
 
 [plugins]
 disabled = ["health"]
+
+[plugins.store]
+path = "{observed["store"]}"
+flush_interval = 0.05
+
+[plugins.audit]
+path = "{observed["audit"]}"
 
 [[models]]
 name = "instruct"
@@ -182,6 +202,35 @@ def test_native_pass_through(gw: GatewayProcess, primary: FakeOpenAI) -> None:
     assert record["usage"]["total_tokens"] == 9
     # price: $1000/M input, $2000/M output; 5 in, 4 out
     assert record["cost"] == pytest.approx(0.013)
+
+
+def test_store_and_audit_cover_this_door(gw: GatewayProcess, observed: dict[str, Path]) -> None:
+    plain = client(gw).completions.with_raw_response.create(model="instruct", prompt="a b")
+    # price: $1000/M input, $2000/M output; FakeOpenAI's completions: 5 in, 4 out
+    assert float(plain.headers["x-plugway-cost"]) == pytest.approx(0.013)
+    streamed = httpx.post(
+        gw.base_url + "/completions",
+        json={"model": "instruct", "prompt": "secret words", "stream": True},
+        timeout=10,
+    )
+    ids = [plain.headers["x-request-id"], streamed.headers["x-request-id"]]
+    stored = rows(observed["store"], ids)
+    for request_id in ids:
+        row = stored[request_id]
+        assert (row["endpoint"], row["model"], row["status"]) == ("completions", "instruct", 200)
+        assert (row["input_tokens"], row["output_tokens"]) == (5, 4)
+        assert row["cost"] == pytest.approx(0.013)
+    assert stored[ids[1]]["stream"] == 1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        trail = observed["audit"].read_text() if observed["audit"].exists() else ""
+        if all(request_id in trail for request_id in ids):
+            break
+        time.sleep(0.02)
+    records = [orjson.loads(line) for line in trail.splitlines()]
+    audited = [r for r in records if r.get("request_id") in ids]
+    assert len(audited) == 2 and {r["endpoint"] for r in audited} == {"completions"}
+    assert "secret words" not in trail
 
 
 def test_native_several_prompts_n_echo_and_stop(gw: GatewayProcess, primary: FakeOpenAI) -> None:
