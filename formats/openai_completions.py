@@ -485,7 +485,8 @@ class ChatToCompletionStream:
     """Chat completion chunks in, ``text_completion`` chunks out, for one or several prompts'
     streams (told apart by ``prompt``). Each choice's running text length is kept for
     ``text_offset``; nothing else grows with the stream. Usage chunks are not forwarded:
-    the endpoint sums usage and sends one usage chunk at the end (see :meth:`usage_chunk`)."""
+    the endpoint sums usage and sends one usage chunk at the end (see :meth:`usage_chunk`).
+    ``model`` is used until a chat chunk names the upstream's model."""
 
     def __init__(
         self,
@@ -521,6 +522,8 @@ class ChatToCompletionStream:
         """The completion chunks for one chat chunk of prompt number ``prompt``."""
         if isinstance(chunk.get("system_fingerprint"), str):
             self.system_fingerprint = chunk["system_fingerprint"]
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"]  # the upstream's name, as non-streamed answers give
         out = []
         for position, choice in enumerate(chunk.get("choices") or ()):
             if not isinstance(choice, Mapping):

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -134,14 +135,14 @@ def native(provider: Provider) -> NativeCompletions | None:
 PROMPT_CONCURRENCY = 4
 
 
-async def gather_all(calls: Sequence[Awaitable[T]]) -> list[T]:
-    """Await ``calls``, :data:`PROMPT_CONCURRENCY` at a time; when one fails, the others are
+async def gather_all(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run ``calls``, :data:`PROMPT_CONCURRENCY` at a time; when one fails, the others are
     cancelled before its error propagates (an attempt's calls succeed or fail as one)."""
     gate = asyncio.Semaphore(PROMPT_CONCURRENCY)
 
-    async def gated(call: Awaitable[T]) -> T:
+    async def gated(call: Callable[[], Awaitable[T]]) -> T:
         async with gate:
-            return await call
+            return await call()
 
     tasks = [asyncio.ensure_future(gated(call)) for call in calls]
     try:
@@ -190,7 +191,9 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
                 # calls replace_body, which drops it, and the answer is rendered again.
                 return Answer(ProviderResponse(completion_to_chat(answer.body), raw=answer.raw))
             bodies = inbound.chat_bodies()
-            answers = await gather_all([provider.chat(ctx, target, body) for body in bodies])
+            answers = await gather_all(
+                [functools.partial(provider.chat, ctx, target, body) for body in bodies]
+            )
             merged = merge_chat_answers([a.body for a in answers], inbound.request.n)
             return Answer(ProviderResponse(merged), inbound.echo_prompts(bodies))
 

@@ -302,6 +302,7 @@ def test_translated_for_a_host_without_completions(gw: GatewayProcess, primary: 
         logit_bias={"50256": -100},
     )
     assert answer.object == "text_completion" and answer.id.startswith("cmpl-")
+    assert answer.model == "gpt-4o-mini"
     assert answer.choices[0].text == "echo: hello there"
     assert answer.choices[0].finish_reason == "stop"
     assert answer.usage is not None and answer.usage.total_tokens == 18
@@ -355,6 +356,7 @@ def test_translated_stream_of_several_prompts_with_usage(
         for choice in chunk.choices:
             texts[choice.index] = texts.get(choice.index, "") + choice.text
     assert texts == {0: "a becho: a b ", 1: "cecho: c "}
+    assert {c.model for c in chunks} == {"gpt-4o-mini"}  # as the non-streamed answer names it
     assert [c.usage for c in chunks if c.usage] == [chunks[-1].usage]
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 36
     assert [r.path for r in primary.requests] == ["/v1/chat/completions"] * 2
@@ -793,7 +795,7 @@ def test_chat_stream_to_completion_chunks() -> None:
             "id": "cmpl-1",
             "object": "text_completion",
             "created": 9,
-            "model": "alias",
+            "model": "m",
             "choices": [
                 {
                     "text": "> ",
@@ -807,7 +809,7 @@ def test_chat_stream_to_completion_chunks() -> None:
             "id": "cmpl-1",
             "object": "text_completion",
             "created": 9,
-            "model": "alias",
+            "model": "m",
             "choices": [
                 {
                     "text": "Hel",
@@ -826,7 +828,7 @@ def test_chat_stream_to_completion_chunks() -> None:
             "id": "cmpl-1",
             "object": "text_completion",
             "created": 9,
-            "model": "alias",
+            "model": "m",
             "choices": [
                 {
                     "text": "lo",
@@ -845,7 +847,7 @@ def test_chat_stream_to_completion_chunks() -> None:
             "id": "cmpl-1",
             "object": "text_completion",
             "created": 9,
-            "model": "alias",
+            "model": "m",
             "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}],
         },
     ]
