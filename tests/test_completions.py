@@ -15,6 +15,8 @@ import httpx
 import openai
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from plugway.errors import InvalidRequest
 from plugway.formats.openai_completions import (
     ChatToCompletionStream,
@@ -267,6 +269,20 @@ def test_native_stream_with_include_usage(gw: GatewayProcess, primary: FakeOpenA
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == 9
     assert primary.requests[-1].path == "/v1/completions"
+
+
+@pytest.mark.parametrize("model", ["instruct", "chatty"])
+def test_stream_split_into_small_pieces_upstream(
+    gw: GatewayProcess, primary: FakeOpenAI, model: str
+) -> None:
+    primary.script(Reply(split_every=3, split_offset=2))
+    chunks = list(
+        client(gw).completions.create(
+            model=model, prompt="one two three", stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert "".join(c.choices[0].text for c in chunks if c.choices).strip() == "echo: one two three"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
 
 def test_native_stream_asks_usage_but_drops_it_unless_asked(
@@ -651,17 +667,43 @@ def test_parse_request_builds_the_canonical_chat_body() -> None:
     ]
 
 
+FIELDS = ["prompt", "suffix", "echo", "logprobs", "max_tokens", "n", "best_of", "stop"]
+FIELDS += ["logit_bias", "stream_options", "temperature", "user", "seed", "top_p", "stream"]
+
+
 def test_parse_request_never_raises_anything_but_invalid_request() -> None:
     odd: list[Any] = [None, 1, "x", [], [None], {}, {"a": None}, 1.5, True, [[]], [[1], "a"]]
-    fields = ["prompt", "suffix", "echo", "logprobs", "max_tokens", "n", "best_of", "stop"]
-    fields += ["logit_bias", "stream_options", "temperature", "user", "seed"]
-    for field in fields:
+    for field in FIELDS:
         for value in odd:
             body = {"model": "m", "prompt": "p", field: value}
             try:
                 parse_request(body)
             except InvalidRequest as exc:
                 assert exc.param and exc.param.split("[")[0].split(".")[0] == field
+
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(FIELDS)), JSONISH, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_parse_request_fuzzed(body: dict[str, Any]) -> None:
+    try:
+        parsed = parse_request({"model": "m", **body})
+    except InvalidRequest as exc:
+        assert exc.param is not None
+        return
+    assert parsed.chat["messages"] and all(m["role"] == "user" for m in parsed.chat["messages"])
 
 
 LOGPROBS = {
