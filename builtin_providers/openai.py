@@ -70,6 +70,10 @@ class OpenAISettings(ProviderSettings):
     #: besides OpenAI's own and the message patterns every host is checked for.
     context_codes: list[str] = attrs.field(factory=list)
     filter_codes: list[str] = attrs.field(factory=list)
+    #: Whether the host serves the legacy ``/completions`` endpoint. When true,
+    #: ``/v1/completions`` requests pass through to it; when false they are translated
+    #: through ``/chat/completions``.
+    completions_api: bool = True
 
 
 _FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
@@ -193,6 +197,35 @@ class OpenAIProvider(Provider):
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
         return await self.post_endpoint(target, "/moderations", body)
+
+    # -- legacy text completions (plugway.formats.openai_completions.NativeCompletions) --------
+
+    @property
+    def serves_completions(self) -> bool:
+        return self.settings.completions_api
+
+    async def completions(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        return await self.post_endpoint(target, "/completions", body)
+
+    async def completions_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream:
+        """The host's completion events, untouched; usage is always asked for (when the host
+        takes ``stream_options``) so cost is known, and its chunk dropped again when the
+        client did not ask for it."""
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        payload = {
+            **body,
+            "stream_options": {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            },
+        }
+        response = await self.open_endpoint_stream(target, "/completions", payload)
+        return OpenAIChunkStream(response, self.name, keep_usage_chunk=wants_usage)
 
     async def _post_json(self, url: str, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:

@@ -11,7 +11,9 @@ Each record gives the settings defaults a ``[providers.NAME]`` table of that typ
 * ``rename``: request fields the host names differently (``max_completion_tokens`` ->
   ``max_tokens`` for hosts that only know the older name);
 * ``drop``: request fields the host refuses;
-* ``path_prefix`` / ``api_version``: Azure's deployment paths and ``api-version`` query.
+* ``path_prefix`` / ``api_version``: Azure's deployment paths and ``api-version`` query;
+* ``completions_api``: whether the host serves the legacy ``/completions`` endpoint (when not,
+  ``/v1/completions`` requests reach it translated to chat).
 
 Base URLs follow each host's own SDK convention (what its docs tell users to give the
 ``openai`` SDK as ``base_url``), so they can be copied from there.
@@ -57,6 +59,7 @@ class Host:
     #: Extra error codes / message patterns meaning "context window" and "content filter".
     context_codes: tuple[str, ...] = ()
     filter_codes: tuple[str, ...] = ()
+    completions_api: bool = True
 
     def defaults(self) -> dict[str, Any]:
         """The settings defaults for ``register(name, OpenAIProvider, **defaults)``."""
@@ -71,6 +74,7 @@ class Host:
             "api_version": self.api_version,
             "context_codes": list(self.context_codes),
             "filter_codes": list(self.filter_codes),
+            "completions_api": self.completions_api,
         }
 
 
@@ -89,7 +93,12 @@ HOSTS: tuple[Host, ...] = (
         path_prefix="/openai/deployments/{model}",
         api_version="2024-10-21",
     ),
-    Host("groq", "https://api.groq.com/openai/v1", "https://console.groq.com/docs/openai"),
+    Host(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        "https://console.groq.com/docs/openai",
+        completions_api=False,
+    ),
     Host(
         "mistral",
         "https://api.mistral.ai/v1",
@@ -99,12 +108,15 @@ HOSTS: tuple[Host, ...] = (
         stream_options=False,
         rename={**_OLD_MAX_TOKENS, "seed": "random_seed"},
         drop=("store", "metadata", "service_tier"),
+        completions_api=False,
     ),
     Host(
         "deepseek",
         "https://api.deepseek.com",
         "https://api-docs.deepseek.com/",
         rename=_OLD_MAX_TOKENS,
+        # Its completions (fill-in-the-middle) live under another base URL, /beta.
+        completions_api=False,
     ),
     Host(
         "together",
@@ -126,6 +138,7 @@ HOSTS: tuple[Host, ...] = (
         "ark",
         "https://ark.ap-southeast.bytepluses.com/api/v3",
         "https://docs.byteplus.com/en/docs/ModelArk/1330626",
+        completions_api=False,
         filter_codes=(
             "SensitiveContentDetected",
             "InputTextSensitiveContentDetected",

@@ -10,6 +10,9 @@ import them.
 - :mod:`plugway.formats.anthropic_messages`: Anthropic Messages, both directions, and the
   :class:`~plugway.formats.anthropic_messages.NativeMessages` pass-through protocol;
 - :mod:`plugway.formats.gemini`: Gemini ``generateContent`` and embeddings;
+- :mod:`plugway.formats.openai_completions`: OpenAI's legacy text completions, both
+  directions, and the :class:`~plugway.formats.openai_completions.NativeCompletions`
+  pass-through protocol;
 - :mod:`plugway.formats.openai_embeddings`: OpenAI's embeddings answer;
 - :mod:`plugway.formats.common`: data URLs and JSON tool arguments.
 """

@@ -76,7 +76,12 @@ GENAI_PROVIDER = {
     "xai": "x_ai",
     "ark": "byteplus.modelark",
 }
-OPERATION = {"chat.completions": "chat", "messages": "chat", "embeddings": "embeddings"}
+OPERATION = {
+    "chat.completions": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 
 
 @attrs.define(kw_only=True)

@@ -312,10 +312,14 @@ def last_user_text(body: Any) -> str:
     return ""
 
 
+def is_legacy_completions(path: str) -> bool:
+    return path.endswith("/completions") and not path.endswith("/chat/completions")
+
+
 class FakeOpenAI(FakeUpstream):
     """OpenAI's wire format: ``/v1/chat/completions`` (JSON and SSE, tool calls when the
-    request requires one, usage when asked), ``/v1/embeddings`` (floats or base64) and
-    ``/v1/moderations``."""
+    request requires one, usage when asked), ``/v1/embeddings`` (floats or base64),
+    ``/v1/moderations`` and the legacy ``/v1/completions`` (see :meth:`_completion`)."""
 
     _OPENAI_TYPES = {
         400: "invalid_request_error",
@@ -359,6 +363,8 @@ class FakeOpenAI(FakeUpstream):
             return self._embeddings(body)
         if request.path.endswith("/moderations"):
             return self._moderations(body)
+        if is_legacy_completions(request.path):
+            return self._completion(body, behaviour)
         tool = self._tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if tool:
@@ -392,6 +398,9 @@ class FakeOpenAI(FakeUpstream):
     def stream_events(
         self, request: web.Request, body: Any, behaviour: Reply | CutStream
     ) -> Iterator[bytes]:
+        if is_legacy_completions(request.path):
+            yield from self._completion_events(body, behaviour)
+            return
         base = {
             "id": "chatcmpl-" + uuid.uuid4().hex,
             "object": "chat.completion.chunk",
@@ -464,3 +473,104 @@ class FakeOpenAI(FakeUpstream):
             "model": body.get("model"),
             "usage": {"prompt_tokens": len(items), "total_tokens": len(items)},
         }
+
+    # -- legacy text completions -----------------------------------------------------------
+
+    def _completion_choices(
+        self, body: Any, behaviour: Reply | CutStream
+    ) -> list[tuple[str, str, list[str]]]:
+        """``(text, finish_reason, tokens)`` per choice: ``n`` choices per prompt, each
+        ``echo: PROMPT`` (or the scripted text), cut to ``max_tokens`` words (``length``)
+        or before a ``stop`` sequence, the prompt put in front when ``echo`` is set. A
+        token is a word and the space after it."""
+        prompt = body.get("prompt")
+        single = isinstance(prompt, str) or (prompt and isinstance(prompt[0], int))
+        prompts = [prompt] if single else list(prompt or [""])
+        n = body.get("n") if isinstance(body.get("n"), int) else 1
+        stops = body.get("stop") or []
+        stops = [stops] if isinstance(stops, str) else stops
+        limit = body.get("max_tokens")
+        out = []
+        for item in prompts:
+            said = item if isinstance(item, str) else f"{len(item)} tokens"
+            text = f"echo: {said}"
+            if isinstance(behaviour, Reply) and behaviour.text is not None:
+                text = behaviour.text
+            finish = "stop"
+            words = text.split(" ")
+            if isinstance(limit, int) and limit > 0 and len(words) > limit:
+                text, finish = " ".join(words[:limit]), "length"
+            for stop in stops:
+                if stop in text:
+                    text, finish = text[: text.index(stop)], "stop"
+            if body.get("echo") is True and isinstance(item, str):
+                text = item + text
+            tokens = [w + " " for w in text.split(" ")]
+            tokens[-1] = tokens[-1][:-1]
+            out.extend([(text, finish, [t for t in tokens if t])] * n)
+        return out
+
+    def _completion_logprobs(self, body: Any, tokens: list[str], offset: int) -> Any:
+        count = body.get("logprobs")
+        if not isinstance(count, int):
+            return None
+        offsets = []
+        for token in tokens:
+            offsets.append(offset)
+            offset += len(token)
+        return {
+            "tokens": tokens,
+            "token_logprobs": [-0.25] * len(tokens),
+            "top_logprobs": [{t: -0.25} for t in tokens] if count else [{}] * len(tokens),
+            "text_offset": offsets,
+        }
+
+    def _completion(self, body: Any, behaviour: Reply | CutStream) -> Any:
+        choices = [
+            {
+                "text": text,
+                "index": i,
+                "logprobs": self._completion_logprobs(body, tokens, 0),
+                "finish_reason": finish,
+            }
+            for i, (text, finish, tokens) in enumerate(self._completion_choices(body, behaviour))
+        ]
+        return {
+            "id": "cmpl-" + uuid.uuid4().hex,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+            "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        }
+
+    def _completion_events(self, body: Any, behaviour: Reply | CutStream) -> Iterator[bytes]:
+        base = {
+            "id": "cmpl-" + uuid.uuid4().hex,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+        }
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+
+        def event(choice: dict[str, Any]) -> bytes:
+            chunk = {**base, "choices": [choice]}
+            if with_usage:
+                chunk["usage"] = None
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+        for i, (_, finish, tokens) in enumerate(self._completion_choices(body, behaviour)):
+            offset = 0
+            for token in tokens:
+                logprobs = self._completion_logprobs(body, [token], offset)
+                offset += len(token)
+                yield event(
+                    {"text": token, "index": i, "logprobs": logprobs, "finish_reason": None}
+                )
+            yield event({"text": "", "index": i, "logprobs": None, "finish_reason": finish})
+        if with_usage:
+            usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
