@@ -41,12 +41,15 @@ class ProviderResponse:
     """A complete (non-streamed) OpenAI-shaped answer.
 
     ``raw`` is the exact JSON bytes to send when the provider passed the upstream body through
-    untouched; plugins that change ``body`` call :meth:`replace_body` so ``raw`` is dropped.
+    untouched; plugins that change ``body`` (in place or not) call :meth:`replace_body`, so
+    ``raw`` is dropped and ``replaced`` tells an endpoint holding other bytes of the same
+    answer (a native pass-through) that they are stale.
     """
 
     body: dict[str, Any]
     raw: bytes | None = None
     status: int = 200
+    replaced: bool = False
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -56,6 +59,7 @@ class ProviderResponse:
     def replace_body(self, body: dict[str, Any]) -> None:
         self.body = body
         self.raw = None
+        self.replaced = True
 
 
 class ChunkStream(ABC):

@@ -185,9 +185,8 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
             return Answer(await provider.chat(ctx, target, inbound.canonical_body()))
 
         answer = await pipeline.attempt_plan(gw, ctx, call)
-        original = answer.response.body
         ctx.usage = answer.response.usage
-        choices = original.get("choices")
+        choices = answer.response.body.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
     except GatewayError as exc:
@@ -200,7 +199,7 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
     refusal = await pipeline.observe_success(gw, ctx, answer.response)
     if refusal is not None:
         return error_response(refusal, ctx.request_id, decision_headers(ctx))
-    if answer.raw is not None and answer.response.body is original:
+    if answer.raw is not None and not answer.response.replaced:
         body = answer.raw
     else:
         body = orjson.dumps(

@@ -23,6 +23,7 @@ from plugway.testing import (
     FakeAnthropic,
     FakeOpenAI,
     GatewayProcess,
+    Reply,
     Status,
 )
 
@@ -579,3 +580,22 @@ def test_post_response_filters_apply_to_passed_through_answers(
                 model=model, max_tokens=20, messages=[{"role": "user", "content": "forbidden"}]
             )
         assert caught.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+
+
+def test_a_redacted_answer_is_never_sent_as_the_upstreams_bytes(
+    claude_up: FakeAnthropic, claude_backup: FakeAnthropic, primary: FakeOpenAI
+) -> None:
+    """The pii filter rewrites a passed-through answer in place: the door must send the
+    rewritten answer, not the native bytes it holds (which still carry the address)."""
+    config = (
+        anthropic_config(claude_up, claude_backup, primary) + '\n[plugins.pii]\naction = "redact"\n'
+    )
+    claude_up.script(Reply(text="write to jane.doe@example.com"))
+    with GatewayProcess(config) as gw:
+        message = client(gw).messages.create(
+            model="claude", max_tokens=50, messages=[{"role": "user", "content": "who?"}]
+        )
+    (block,) = message.content
+    assert block.type == "text"
+    assert "jane.doe@example.com" not in block.text and block.text.startswith("write to ")
+    assert claude_up.requests[0].path == "/v1/messages"  # it was a pass-through
