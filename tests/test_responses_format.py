@@ -672,6 +672,8 @@ MALFORMED = [
     (_m(metadata=[]), "metadata"),
     (_m(metadata={"k": 1}), "metadata.k"),
     (_m(top_logprobs=-1), "top_logprobs"),
+    (_m(top_logprobs=21), "top_logprobs"),
+    (_m(top_logprobs=2.0), "top_logprobs"),
 ]
 
 
@@ -721,7 +723,6 @@ NATIVE = [
     ),
     (_m(prompt={"id": "pmpt_1"}), "prompt", None),
     (_m(conversation="conv_1"), "conversation", None),
-    (_m(top_logprobs=3), "top_logprobs", None),
     (_m(frobnicate=True), "frobnicate", "unknown_parameter"),
 ]
 
@@ -886,6 +887,10 @@ def test_near_valid_bodies_only_raise_invalid_request(body: dict[str, Any]) -> N
     _only_invalid_request(body)
 
 
+LOGPROB = st.fixed_dictionaries(
+    {"token": st.text(max_size=3) | JSON, "logprob": st.floats(-5, 0) | JSON},
+    optional={"bytes": JSON, "top_logprobs": st.lists(JSON, max_size=2) | JSON},
+)
 CHUNK = st.fixed_dictionaries(
     {},
     optional={
@@ -897,6 +902,10 @@ CHUNK = st.fixed_dictionaries(
                 optional={
                     "index": st.just(0) | JSON,
                     "finish_reason": st.sampled_from(["stop", "length", "tool_calls"]) | JSON,
+                    "logprobs": st.fixed_dictionaries(
+                        {"content": st.lists(LOGPROB | JSON, max_size=2) | JSON}
+                    )
+                    | JSON,
                     "delta": st.fixed_dictionaries(
                         {},
                         optional={
@@ -1114,3 +1123,60 @@ def test_late_arguments_for_a_closed_call_are_not_lost() -> None:
     assert [(c.name, c.arguments) for c in final.output] == [("one", '{"a": 1}'), ("two", "{}")]
     done = [e["item"]["arguments"] for e in events if e["type"] == "response.output_item.done"]
     assert done == ['{"a":', '{"a": 1}', "{}"]  # closed again at the end, in output order
+
+
+def test_logprobs_when_asked() -> None:
+    body = _m(include=["message.output_text.logprobs"], top_logprobs=2)
+    chat = to_chat_request(body)
+    assert (chat["logprobs"], chat["top_logprobs"]) == (True, 2)
+    assert "logprobs" not in to_chat_request(_m(include=["reasoning.encrypted_content"]))
+    assert to_chat_request(_m(top_logprobs=1))["logprobs"] is True
+    first = {
+        "token": "Hi",
+        "logprob": -0.1,
+        "bytes": [72, 105],
+        "top_logprobs": [
+            {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+            {"token": "Hey", "logprob": -2.5, "bytes": None},
+        ],
+    }
+    second = {"token": "!", "logprob": -0.3, "bytes": None, "top_logprobs": []}
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": {"content": [first]}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": "!"},
+                    "logprobs": {"content": [second]},
+                    "finish_reason": "stop",
+                }
+            ]
+        },
+    ]
+    stream = ChatToResponsesStream(response_id="resp_lp", request=body, created_at=1)
+    events = stream.start() + [e for c in chunks for e in stream.feed(c)] + stream.finish()
+    final = _sdk_final(events)
+    text = final.output[0].content[0]
+    assert [(lp.token, lp.bytes) for lp in text.logprobs] == [("Hi", [72, 105]), ("!", [33])]
+    assert [t.bytes for t in text.logprobs[0].top_logprobs] == [[72, 105], [72, 101, 121]]
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    assert deltas[0] == [
+        {
+            "token": "Hi",
+            "logprob": -0.1,
+            "top_logprobs": [{"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.5}],
+        }
+    ]
+    answer = {
+        "model": "m",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "Hi!"},
+                "logprobs": {"content": [first, second]},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    same = from_chat_response(answer, response_id="resp_lp", request=body, created_at=1)
+    assert _plain(final) == _plain(rt.Response.model_validate(same))
