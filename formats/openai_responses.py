@@ -664,6 +664,11 @@ def usage_to_chat(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
 # -- answer -> Response ------------------------------------------------------------------------
 
 
+def new_response_id() -> str:
+    """A fresh Response id: ``resp_`` and 48 hex digits, the shape of OpenAI's."""
+    return "resp_" + secrets.token_hex(24)
+
+
 def _item_id(prefix: str, response_id: str, index: int) -> str:
     return f"{prefix}_{response_id.removeprefix('resp_')}_{index}"
 
@@ -770,10 +775,17 @@ def _reasoning_text(message: Mapping[str, Any]) -> str:
 
 
 def from_chat_response(
-    chat: Mapping[str, Any], *, response_id: str, request: Mapping[str, Any], created_at: int
+    chat: Mapping[str, Any],
+    *,
+    response_id: str,
+    request: Mapping[str, Any],
+    created_at: int,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """A canonical chat completion answer (its first choice) -> a Response object, the shape
-    the openai SDK's ``Response`` type parses, echoing ``request``'s settings."""
+    the openai SDK's ``Response`` type parses, echoing ``request``'s settings. Its ``model`` is
+    ``model`` when given, else the one the request asked for (as the ``/v1/messages`` door
+    answers with the client's model name, not the upstream's)."""
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else None
     choice = choice if isinstance(choice, Mapping) else {}
@@ -816,7 +828,6 @@ def from_chat_response(
         )
     if incomplete is not None and output and "status" in output[-1]:
         output[-1]["status"] = "incomplete"
-    model = chat.get("model")
     return response_object(
         response_id=response_id,
         request=request,
@@ -825,7 +836,7 @@ def from_chat_response(
         output=output,
         usage=usage_from_chat(chat.get("usage")),
         incomplete_details=incomplete,
-        model=model if isinstance(model, str) and model else None,
+        model=model,
     )
 
 
@@ -972,16 +983,24 @@ class ChatToResponsesStream:
     Work per chunk is constant: text is kept as pieces and joined once, at the item's end.
     ``response`` is the latest Response object (the final one once finished or failed);
     ``usage`` is the chat-shaped usage seen in the chunks, ``finish_reason`` the chat one.
+    ``model`` is as for :func:`from_chat_response`.
     """
 
-    def __init__(self, *, response_id: str, request: Mapping[str, Any], created_at: int) -> None:
+    def __init__(
+        self,
+        *,
+        response_id: str,
+        request: Mapping[str, Any],
+        created_at: int,
+        model: str | None = None,
+    ) -> None:
         self.response_id = response_id
         self.request = request
         self.created_at = created_at
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.done = False
-        self._model: str | None = None
+        self._model = model
         self._sequence = 0
         self._started = False
         self._items: list[_Item] = []
@@ -1011,9 +1030,6 @@ class ChatToResponsesStream:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping):
             self.usage = dict(usage)
-        model = chunk.get("model")
-        if self._model is None and isinstance(model, str) and model:
-            self._model = model
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:

@@ -37,6 +37,7 @@ from plugway.formats.openai_responses import (
     from_chat_response,
     input_items,
     input_to_chat_messages,
+    new_response_id,
     output_to_chat_messages,
     sse,
     to_chat_request,
@@ -287,7 +288,6 @@ def test_stream_endings_match_the_non_streamed_answer(
     if refusal:
         chat["choices"][0]["message"]["refusal"] = refusal
     same = from_chat_response(chat, response_id="resp_e", request=request, created_at=5)
-    same["model"] = stream.response["model"]  # no chunk named a model
     assert _plain(final) == _plain(rt.Response.model_validate(same))
     assert stream.response == same
     if status == "incomplete":
@@ -1180,3 +1180,19 @@ def test_logprobs_when_asked() -> None:
     }
     same = from_chat_response(answer, response_id="resp_lp", request=body, created_at=1)
     assert _plain(final) == _plain(rt.Response.model_validate(same))
+
+
+def test_the_model_named_is_the_one_asked_for_unless_given() -> None:
+    chat = {"model": "upstream-model-2025", "choices": [{"message": {"content": "x"}}]}
+    request = {"model": "alias"}
+    assert (
+        from_chat_response(chat, response_id="r", request=request, created_at=1)["model"] == "alias"
+    )
+    given = from_chat_response(chat, response_id="r", request=request, created_at=1, model="m2")
+    assert given["model"] == "m2"
+    stream = ChatToResponsesStream(response_id="r", request=request, created_at=1, model="m2")
+    events = stream.start() + stream.feed({"model": "upstream-model-2025", "choices": []})
+    events += stream.finish()
+    assert {e["response"]["model"] for e in events if "response" in e} == {"m2"}
+    rid = new_response_id()
+    assert rid.startswith("resp_") and len(rid) == 53 and rid != new_response_id()
