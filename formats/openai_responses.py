@@ -507,11 +507,8 @@ def builtin_tools(body: Mapping[str, Any]) -> list[str]:
     tools = body.get("tools") if isinstance(body, Mapping) else None
     if not isinstance(tools, list):
         return []
-    return [
-        str(tool.get("type"))
-        for tool in tools
-        if isinstance(tool, Mapping) and tool.get("type") != "function"
-    ]
+    kinds = (tool.get("type") for tool in tools if isinstance(tool, Mapping))
+    return [kind for kind in kinds if isinstance(kind, str) and kind != "function"]
 
 
 def _tools(value: Any) -> list[dict[str, Any]]:
@@ -538,7 +535,8 @@ def _tools(value: Any) -> list[dict[str, Any]]:
         if strict is not None:
             fn["strict"] = strict
         if _opt_bool(tool.get("defer_loading"), f"{path}.defer_loading"):
-            _native(f"{path}.defer_loading: deferred tools cannot be translated", path)
+            where = f"{path}.defer_loading"
+            _native(f"{where}: deferred tools cannot be translated", where)
         out.append({"type": "function", "function": fn})
     return out
 

@@ -695,7 +695,11 @@ NATIVE = [
         "tools[1]",
         "unsupported_tool",
     ),
-    (_m(tools=[{"type": "function", "name": "t", "defer_loading": True}]), "tools[0]", None),
+    (
+        _m(tools=[{"type": "function", "name": "t", "defer_loading": True}]),
+        "tools[0].defer_loading",
+        None,
+    ),
     (_m(tool_choice={"type": "web_search_preview"}), "tool_choice", "unsupported_tool"),
     (
         _m(
@@ -746,6 +750,8 @@ def test_builtin_tools_are_listed_for_the_endpoint() -> None:
             {"type": "web_search"},
             {"type": "mcp"},
             "junk",
+            {"type": 3},
+            {"name": "no type"},
         ]
     }
     assert builtin_tools(body) == ["web_search", "mcp"]
