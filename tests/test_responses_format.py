@@ -1202,3 +1202,33 @@ def test_the_model_named_is_the_one_asked_for_unless_given() -> None:
     assert {e["response"]["model"] for e in events if "response" in e} == {"m2"}
     rid = new_response_id()
     assert rid.startswith("resp_") and len(rid) == 53 and rid != new_response_id()
+
+
+def _extras(model: Any, where: str = "") -> list[str]:
+    """Fields of ``model`` (recursively) that its SDK type does not declare."""
+    if isinstance(model, list):
+        return [x for i, item in enumerate(model) for x in _extras(item, f"{where}[{i}]")]
+    if not isinstance(model, pydantic.BaseModel):
+        return []
+    found = [f"{where}.{key}" for key in model.model_extra or {}]
+    for name in type(model).model_fields:
+        found += _extras(getattr(model, name), f"{where}.{name}")
+    return found
+
+
+def test_no_field_is_made_up() -> None:
+    """Every field sent is one the SDK's types declare (the SDK would keep a misspelt one
+    silently as an extra)."""
+    for name in ("chat_response_to_response", "chat_response_incomplete"):
+        # ``store`` is in OpenAI's Response objects though this SDK's type leaves it out
+        assert _extras(rt.Response.model_validate(_fixture(name)["expected"])) == [".store"]
+    for event in _fixture("chat_stream_to_events")["expected"]:
+        allowed = [".response.store"] if "response" in event else []
+        assert _extras(EVENTS.validate_python(event)) == allowed, event["type"]
+    for item in _fixture("input_items")["expected"]:
+        assert _extras(ITEMS.validate_python(item)) == []
+    stream = ChatToResponsesStream(response_id="resp_x", request={"model": "m"}, created_at=1)
+    stream.start()
+    stream.feed({"choices": [{"index": 0, "delta": {"refusal": "no"}}]})
+    for event in stream.fail("broken"):
+        assert _extras(EVENTS.validate_python(event)) in ([], [".response.store"])
