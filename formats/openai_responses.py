@@ -48,7 +48,7 @@ them), a ``tool_choice`` naming one, deferred function tools, ``input_image``/``
 by ``file_id`` or ``file_url``, input items other than messages, function calls, their
 outputs and reasoning (``item_reference``, ``web_search_call``, ...), ``prompt``,
 ``conversation``, ``context_management``, ``moderation``, ``access_programs``, and any field
-this module does not know (code ``unknown_parameter``). A malformed request (a wrong type, a
+this module does not know, unless it is null (code ``unknown_parameter``). A malformed request (a wrong type, a
 missing required field) raises :class:`InvalidRequest` with ``param`` set to the field path,
 e.g. ``input[1].content[0].text``; nothing else is ever raised for a client's body.
 
@@ -311,7 +311,7 @@ def _check_fields(body: Mapping[str, Any]) -> None:
         elif key == "top_logprobs":
             if value is not None and (not _is_int(value) or not 0 <= value <= MAX_TOP_LOGPROBS):
                 _bad(f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}", key)
-        else:
+        elif value is not None:  # an unknown field left null asks for nothing
             _native(
                 f"{key} is not a parameter this gateway can translate",
                 str(key),

@@ -500,6 +500,7 @@ def test_refusals_and_reasoning_in_history() -> None:
             {"response_format": {"type": "json_object"}},
         ),
         ({"text": {"format": {"type": "text"}}}, {}),
+        ({"some_future_field": None, "prompt": None, "conversation": None}, {}),
         (
             {"tool_choice": "required", "parallel_tool_calls": True},
             {"tool_choice": "required", "parallel_tool_calls": True},
