@@ -818,22 +818,32 @@ PART_TYPES = st.sampled_from(
 ITEM_TYPES = st.sampled_from(
     ["message", "function_call", "function_call_output", "reasoning", "item_reference"]
 )
+TEXT = st.text(max_size=5)
 PART = st.fixed_dictionaries(
     {"type": PART_TYPES},
     optional={
-        k: JSON
-        for k in ("text", "image_url", "file_data", "file_id", "detail", "refusal", "filename")
+        "text": TEXT | JSON,
+        "image_url": TEXT | JSON,
+        "file_data": st.just("data:application/pdf;base64,QQ==") | TEXT | JSON,
+        "file_id": TEXT | JSON,
+        "detail": st.sampled_from(["auto", "low", "high"]) | JSON,
+        "refusal": TEXT | JSON,
+        "filename": TEXT | JSON,
     },
 )
+#: Items mostly right at their own level, so that the parts inside them vary too (``BODY``
+#: and ``JSON`` bodies cover wrong roles and ids).
 ITEM = st.fixed_dictionaries(
-    {"type": ITEM_TYPES},
+    {
+        "type": ITEM_TYPES,
+        "role": st.sampled_from(["user", "assistant", "system", "developer"]),
+        "call_id": TEXT,
+        "name": TEXT,
+    },
     optional={
-        "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]) | JSON,
-        "content": st.text(max_size=5) | st.lists(PART | JSON, max_size=3) | JSON,
-        "call_id": st.text(max_size=4) | JSON,
-        "name": st.text(max_size=4) | JSON,
-        "arguments": st.text(max_size=4) | JSON,
-        "output": st.text(max_size=4) | st.lists(PART, max_size=2) | JSON,
+        "content": TEXT | st.lists(PART, max_size=3) | st.lists(JSON, max_size=2),
+        "arguments": TEXT | JSON,
+        "output": TEXT | st.lists(PART, max_size=2),
     },
 )
 TOOL = st.fixed_dictionaries(
@@ -888,9 +898,29 @@ def test_arbitrary_json_bodies_only_raise_invalid_request(body: Any) -> None:
     _only_invalid_request({"model": "m", "input": body})
 
 
-@settings(max_examples=500, deadline=None)
+#: Bodies whose top level is right, so that the items, parts and tools are what varies.
+ITEMS_BODY = st.fixed_dictionaries(
+    {"model": st.just("m"), "input": st.lists(ITEM, min_size=1, max_size=4)},
+    optional={
+        "tools": st.lists(TOOL, max_size=2),
+        "tool_choice": st.sampled_from(["auto", "required"])
+        | st.fixed_dictionaries(
+            {"type": st.sampled_from(["function", "allowed_tools"])},
+            optional={"name": JSON, "mode": JSON, "tools": JSON},
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
 @given(BODY)
 def test_near_valid_bodies_only_raise_invalid_request(body: dict[str, Any]) -> None:
+    _only_invalid_request(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ITEMS_BODY)
+def test_bodies_with_any_items_only_raise_invalid_request(body: dict[str, Any]) -> None:
     _only_invalid_request(body)
 
 
@@ -952,7 +982,7 @@ CHUNK = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(CHUNK | JSON, max_size=8))
 def test_any_chunks_give_events_the_sdk_accepts(chunks: list[Any]) -> None:
     """Whatever an upstream streams, the client gets a well-formed event sequence."""
