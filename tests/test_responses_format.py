@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from plugway.formats.openai_responses import (
     usage_to_chat,
 )
 from plugway.sse import DONE, EventSplitter, iter_data, sse_event
-from plugway.testing import FakeOpenAI, FakeUpstream, Reply
+from plugway.testing import CutStream, FakeOpenAI, FakeUpstream, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 REGEN = os.environ.get("PLUGWAY_REGEN_FIXTURES") == "1"
@@ -1061,13 +1062,15 @@ class ResponsesOverChat(FakeUpstream):
 
     chat = FakeOpenAI()
 
-    def answer(self, request: web.Request, body: Any, behaviour: Reply | Any) -> Any:
+    def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         chat = self.chat.answer(request, to_chat_request(body), behaviour)
         return from_chat_response(
             chat, response_id="resp_loop", request=body, created_at=1700000000
         )
 
-    def stream_events(self, request: web.Request, body: Any, behaviour: Reply | Any) -> Any:
+    def stream_events(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> Iterator[bytes]:
         stream = ChatToResponsesStream(response_id="resp_loop", request=body, created_at=1700000000)
         yield from (sse(e) for e in stream.start())
         splitter = EventSplitter()
@@ -1082,7 +1085,7 @@ class ResponsesOverChat(FakeUpstream):
 
 
 @pytest.fixture(scope="module")
-def client() -> Any:
+def client() -> Iterator[openai.OpenAI]:
     with ResponsesOverChat() as server:
         yield openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
 
