@@ -11,7 +11,9 @@ Each record gives the settings defaults a ``[providers.NAME]`` table of that typ
 * ``rename``: request fields the host names differently (``max_completion_tokens`` ->
   ``max_tokens`` for hosts that only know the older name);
 * ``drop``: request fields the host refuses;
-* ``path_prefix`` / ``api_version``: Azure's deployment paths and ``api-version`` query.
+* ``path_prefix`` / ``api_version``: Azure's deployment paths and ``api-version`` query;
+* ``responses_api``: the host serves ``/v1/responses`` itself (OpenAI, Azure), so the inbound
+  Responses endpoint passes requests through rather than translating them to chat.
 
 Base URLs follow each host's own SDK convention (what its docs tell users to give the
 ``openai`` SDK as ``base_url``), so they can be copied from there.
@@ -57,6 +59,10 @@ class Host:
     #: Extra error codes / message patterns meaning "context window" and "content filter".
     context_codes: tuple[str, ...] = ()
     filter_codes: tuple[str, ...] = ()
+    #: The host serves ``/v1/responses`` itself (requests to it are passed through).
+    responses_api: bool = False
+    #: Where the host serves it, when not under ``path_prefix`` (Azure's v1 API path).
+    responses_path: str = ""
 
     def defaults(self) -> dict[str, Any]:
         """The settings defaults for ``register(name, OpenAIProvider, **defaults)``."""
@@ -71,13 +77,20 @@ class Host:
             "api_version": self.api_version,
             "context_codes": list(self.context_codes),
             "filter_codes": list(self.filter_codes),
+            "responses_api": self.responses_api,
+            "responses_path": self.responses_path,
         }
 
 
 _OLD_MAX_TOKENS = {"max_completion_tokens": "max_tokens"}
 
 HOSTS: tuple[Host, ...] = (
-    Host("openai", "https://api.openai.com/v1", "https://platform.openai.com/docs/api-reference"),
+    Host(
+        "openai",
+        "https://api.openai.com/v1",
+        "https://platform.openai.com/docs/api-reference",
+        responses_api=True,
+    ),
     Host(
         "azure",
         # The resource endpoint (AzureOpenAI's azure_endpoint), e.g.
@@ -88,6 +101,8 @@ HOSTS: tuple[Host, ...] = (
         auth_scheme="",
         path_prefix="/openai/deployments/{model}",
         api_version="2024-10-21",
+        responses_api=True,
+        responses_path="/openai/v1/responses",
     ),
     Host("groq", "https://api.groq.com/openai/v1", "https://console.groq.com/docs/openai"),
     Host(

@@ -45,6 +45,7 @@ PIPELINE_PATHS = frozenset(
         "/embeddings",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        "/v1/responses",
     }
 )
 
