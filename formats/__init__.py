@@ -9,6 +9,9 @@ import them.
 
 - :mod:`plugway.formats.anthropic_messages`: Anthropic Messages, both directions, and the
   :class:`~plugway.formats.anthropic_messages.NativeMessages` pass-through protocol;
+- :mod:`plugway.formats.openai_responses`: the OpenAI Responses API (``/v1/responses``)
+  requests to chat, chat answers and chunk streams to Response objects and stream events, and
+  the input/output items a stored conversation carries to its next turn;
 - :mod:`plugway.formats.gemini`: Gemini ``generateContent`` and embeddings;
 - :mod:`plugway.formats.openai_embeddings`: OpenAI's embeddings answer;
 - :mod:`plugway.formats.common`: data URLs and JSON tool arguments.
