@@ -1,6 +1,5 @@
 """Where stored responses live: per response id, a JSON record (owner, the Response object,
-its input items, the conversation so far as chat messages and as Responses input items, and
-which provider served it), kept for a TTL.
+its input items, the conversation so far as chat messages, and which provider served it), kept for a TTL.
 
 Two backends, one contract (:class:`ResponseStore`):
 
@@ -35,8 +34,7 @@ class StoredResponse:
     """One stored response. ``owner`` is the tenant that may read it (see
     :func:`plugway.plugins.responses.endpoint.owner_of`); ``messages`` the whole
     conversation up to and including this response as chat messages (history for a
-    translated next turn); ``items`` the same as Responses input items (history for a
-    natively served next turn); ``provider``/``native`` which provider instance served it and
+    next turn, turned into input items for a native target); ``provider``/``native`` which provider instance served it and
     whether natively, ``upstream_stored`` whether that host kept it too (so a next turn on the
     same provider may pass ``previous_response_id`` through)."""
 
@@ -45,7 +43,6 @@ class StoredResponse:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
     messages: list[dict[str, Any]]
-    items: list[dict[str, Any]]
     provider: str = ""
     native: bool = False
     upstream_stored: bool = False
