@@ -104,8 +104,8 @@ class ResponsesStreamReader:
                 self._error(error if isinstance(error, dict) else {})
         elif kind == "error":
             self.done = True
-            error = event.get("error") if isinstance(event.get("error"), dict) else event
-            self._error(error)
+            error = event.get("error")
+            self._error(error if isinstance(error, dict) else event)
 
     def _error(self, error: Mapping[str, Any]) -> None:
         message = error.get("message")

@@ -505,7 +505,9 @@ class FakeOpenAI(FakeUpstream):
     # -- the Responses API ---------------------------------------------------------------------
 
     def _response_tool(self, body: Any) -> dict[str, Any] | None:
-        tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+        tools: list[dict[str, Any]] = [
+            t for t in body.get("tools") or [] if t.get("type") == "function"
+        ]
         if tools and body.get("tool_choice") not in (None, "auto", "none"):
             return tools[0]
         return None
