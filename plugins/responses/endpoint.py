@@ -80,6 +80,8 @@ class Inbound:
     previous: StoredResponse | None = None
     #: This turn's input as chat messages, as the plugins left them (for the next turn).
     turn_input: list[dict[str, Any]] = attrs.field(factory=list)
+    #: Whether a ``pre_route`` plugin changed the canonical body (a redaction).
+    changed: bool = False
     #: Whether the client's body may go to a native target as it is.
     passthrough: bool = False
 
@@ -176,9 +178,8 @@ async def prepare(gw: Gateway, inbound: Inbound, *, stream: bool) -> None:
     keep to the targets that can serve the request."""
     ctx = inbound.ctx
     await pipeline.route(gw, ctx)
-    inbound.passthrough = ctx.body == inbound.snapshot and not (
-        stream and gw.hooks.has("stream_chunk")
-    )
+    inbound.changed = ctx.body != inbound.snapshot
+    inbound.passthrough = not inbound.changed and not (stream and gw.hooks.has("stream_chunk"))
     messages = ctx.body.get("messages")
     if isinstance(messages, list):
         inbound.turn_input = orjson.loads(orjson.dumps(messages[inbound.leading :]))
@@ -300,7 +301,11 @@ async def remember(inbound: Inbound, response: dict[str, Any], *, native: bool) 
         id=response_id,
         owner=owner_of(ctx),
         response=response,
-        input_items=input_items(inbound.body, response_id=response_id),
+        input_items=input_items(
+            # what the plugins left of the input, when they changed it (redactions)
+            {"input": chat_to_input_items(inbound.turn_input)} if inbound.changed else inbound.body,
+            response_id=response_id,
+        ),
         messages=[*previous, *inbound.turn_input, *output_to_chat_messages(response)],
         provider=target.provider if target is not None else "",
         native=native,
