@@ -426,3 +426,28 @@ def test_unknown_response_is_404(gw: GatewayProcess) -> None:
         client.responses.retrieve("resp_nope")
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_nope")
+
+
+# -- real tools --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gpt", "claude"])
+def test_langchain_chat_openai_with_the_responses_api(
+    gw: GatewayProcess, primary: FakeOpenAI, model: str
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(
+        model=model,
+        base_url=gw.base_url,
+        api_key="sk-plugway-test",  # type: ignore[arg-type]
+        use_responses_api=True,
+        max_retries=0,
+    )
+    answer = llm.invoke("hello langchain")
+    assert "hello langchain" in str(answer.text)
+    assert answer.usage_metadata is not None and answer.usage_metadata["total_tokens"] > 0
+    streamed = "".join(str(chunk.text) for chunk in llm.stream("stream langchain"))
+    assert "stream langchain" in streamed
+    if model == "gpt":
+        assert {r.path for r in primary.requests} == {"/v1/responses"}
