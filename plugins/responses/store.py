@@ -117,7 +117,7 @@ class SqliteResponseStore(ResponseStore):
 
     def __init__(self, path: str, ttl: float, clock: Any = time.time) -> None:
         super().__init__(ttl)
-        self.path = path
+        self.path = str(Path(path).expanduser())
         self.clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
