@@ -422,7 +422,8 @@ def _input_part(part: Any, path: str) -> dict[str, Any]:
         url = part.get("image_url")
         if url is None:
             if part.get("file_id") is not None:
-                _native(f"{path}.file_id: an image by file id cannot be translated", path)
+                where = f"{path}.file_id"
+                _native(f"{where}: an image by file id cannot be translated", where)
             _bad(f"{path}.image_url is required (a URL or a data URL)", f"{path}.image_url")
         image: dict[str, Any] = {"url": _str(url, f"{path}.image_url")}
         if detail is not None:
@@ -433,7 +434,8 @@ def _input_part(part: Any, path: str) -> dict[str, Any]:
         if data is None:
             for field in ("file_id", "file_url"):
                 if part.get(field) is not None:
-                    _native(f"{path}.{field}: a file by {field[5:]} cannot be translated", path)
+                    where = f"{path}.{field}"
+                    _native(f"{where}: a file by {field[5:]} cannot be translated", where)
             _bad(f"{path}.file_data is required (a base64 data URL)", f"{path}.file_data")
         data = _str(data, f"{path}.file_data")
         if parse_data_url(data) is None:
@@ -905,8 +907,11 @@ class ChatToResponsesStream:
     what is open (the ``.done`` events, ``response.output_item.done``) and gives
     ``response.completed``, or ``response.incomplete`` for ``finish_reason`` ``length``/
     ``content_filter``; :meth:`fail` gives ``response.failed`` (for an error after the first
-    byte). A reasoning or message item closes when another item opens; function calls stay
-    open until :meth:`finish`, so arguments arriving for any call index are never lost.
+    byte). Items follow one another as OpenAI sends them: whatever is open closes when the
+    next item opens. Should arguments still arrive for a call already closed (no known chat
+    host interleaves calls), the call takes them, is closed again at :meth:`finish` (a second
+    ``output_item.done`` for its index, which the SDK accepts) and the final response holds
+    them: nothing the upstream sent is lost.
 
     Work per chunk is constant: text is kept as pieces and joined once, at the item's end.
     ``response`` is the latest Response object (the final one once finished or failed);
@@ -927,6 +932,7 @@ class ChatToResponsesStream:
         self._message: _Item | None = None
         self._reasoning: _Item | None = None
         self._calls: dict[int, _Item] = {}
+        self._open: list[_Item] = []  # items opened and not closed yet, in output order
         self.response: dict[str, Any] = self._snapshot("in_progress", [])
 
     # public ----------------------------------------------------------------------------------
@@ -974,16 +980,13 @@ class ChatToResponsesStream:
         if isinstance(usage, Mapping):
             self.usage = dict(usage)
         status, incomplete = _status(self.finish_reason)
-        if self._reasoning is not None:
-            out.extend(self._close(self._reasoning, "completed"))
         if not self._calls and not any(item.kind == "message" for item in self._items):
             out.extend(self._open_message())  # every answer has a message or a call
-            out.extend(self._open_part(self._message, "output_text"))  # type: ignore[arg-type]
+            out.extend(self._open_part(self._items[-1], "output_text"))
         last = self._items[-1]
-        for item in self._items:
-            if item.final is None:
-                final_status = "incomplete" if incomplete and item is last else "completed"
-                out.extend(self._close(item, final_status))
+        for item in sorted(self._open, key=lambda i: i.index):
+            final_status = "incomplete" if incomplete and item is last else "completed"
+            out.extend(self._close(item, final_status))
         self.response = self._snapshot(
             status,
             [item.final for item in self._items if item.final is not None],
@@ -1026,19 +1029,23 @@ class ChatToResponsesStream:
                 out.extend(self._call_delta(call))
         return out
 
-    def _new(self, kind: str, prefix: str) -> _Item:
+    def _new(self, kind: str, prefix: str) -> tuple[_Item, list[dict[str, Any]]]:
+        """A new item after closing the open ones, and the events of their closing."""
+        out: list[dict[str, Any]] = []
+        for item in list(self._open):
+            out.extend(self._close(item, "completed"))
         index = len(self._items)
-        item = _Item(kind, _item_id(prefix, self.response_id, index), index)
-        self._items.append(item)
-        return item
+        new = _Item(kind, _item_id(prefix, self.response_id, index), index)
+        self._items.append(new)
+        self._open.append(new)
+        return new, out
 
     def _reasoning_delta(self, text: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         item = self._reasoning
         if item is None:
-            if self._message is not None:
-                out.extend(self._close(self._message, "completed"))
-            item = self._reasoning = self._new("reasoning", "rs")
+            item, out = self._new("reasoning", "rs")
+            self._reasoning = item
             out.append(self._added(item, _reasoning_item(item.item_id, None)))
             out.append(
                 self._event(
@@ -1060,10 +1067,8 @@ class ChatToResponsesStream:
         return out
 
     def _open_message(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if self._reasoning is not None:
-            out.extend(self._close(self._reasoning, "completed"))
-        item = self._message = self._new("message", "msg")
+        item, out = self._new("message", "msg")
+        self._message = item
         out.append(self._added(item, _message_item(item.item_id, [], "in_progress")))
         return out
 
@@ -1106,10 +1111,8 @@ class ChatToResponsesStream:
         name = _str_or_empty(fn.get("name"))
         item = self._calls.get(index)
         if item is None:
-            for open_item in (self._reasoning, self._message):
-                if open_item is not None:
-                    out.extend(self._close(open_item, "completed"))
-            item = self._calls[index] = self._new("function_call", "fc")
+            item, out = self._new("function_call", "fc")
+            self._calls[index] = item
             call_id = call.get("id")
             item.call_id = (
                 call_id
@@ -1120,8 +1123,12 @@ class ChatToResponsesStream:
             out.append(
                 self._added(item, _call_item(item.item_id, item.call_id, name, "", "in_progress"))
             )
-        elif name and not item.name:
-            item.name = name
+        else:
+            if name and not item.name:
+                item.name = name
+            if item.final is not None:  # late arguments for a closed call: it takes them
+                item.final = None
+                self._open.append(item)
         arguments = fn.get("arguments")
         if isinstance(arguments, str) and arguments:
             item.pieces.append(arguments)
@@ -1151,6 +1158,7 @@ class ChatToResponsesStream:
 
     def _close(self, item: _Item, status: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        self._open.remove(item)
         if item.kind == "message":
             out.extend(self._close_part(item))
             item.final = _message_item(item.item_id, item.parts, status)
@@ -1173,7 +1181,7 @@ class ChatToResponsesStream:
                 )
             )
             item.final = _call_item(item.item_id, item.call_id, item.name, arguments, status)
-        item.pieces = []
+            item.pieces = [arguments]  # kept whole, in case late arguments reopen the call
         out.append(
             self._event("response.output_item.done", output_index=item.index, item=item.final)
         )
