@@ -20,6 +20,7 @@ from plugway.testing import (
     FakeOpenAI,
     GatewayProcess,
     Reply,
+    ResponseFailed,
     Status,
 )
 from plugway.testing.pytest_plugin import UpstreamPool
@@ -390,6 +391,38 @@ def test_stream_broken_after_first_byte_ends_in_band(
     assert events[0] == "response.created" and events[-1] == "response.failed"
 
 
+def test_native_in_band_failure_before_the_first_byte_fails_over(
+    gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    primary.script(ResponseFailed(after=0))
+    client = gw.openai()
+    with client.responses.stream(model="native-then-compat", input="fail in band") as stream:
+        final = stream.get_final_response()
+    assert final.output_text.strip() == "echo: fail in band"
+    assert paths(primary) == ["/v1/responses"] and paths(backup) == ["/v1/chat/completions"]
+
+
+def test_native_in_band_failure_after_the_first_byte_is_forwarded(
+    gw: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    primary.script(ResponseFailed(after=3, delay=0.2, code="server_error", message="boom"))
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/responses",
+        json={"model": "gpt", "input": "a b c", "stream": True},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    events = [json.loads(line[6:]) for line in lines]
+    assert [e["type"] for e in events][0] == "response.created"
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["message"] == "boom"
+    assert sum(e["type"] == "response.failed" for e in events) == 1  # no second error added
+    failed_id = events[0]["response"]["id"]
+    assert httpx.get(gw.base_url + "/responses/" + failed_id).status_code == 404  # not stored
+
+
 def test_builtin_tools_only_go_to_native_targets(
     gw: GatewayProcess, primary: FakeOpenAI, backup: FakeOpenAI
 ) -> None:
@@ -451,3 +484,43 @@ def test_langchain_chat_openai_with_the_responses_api(
     assert "stream langchain" in streamed
     if model == "gpt":
         assert {r.path for r in primary.requests} == {"/v1/responses"}
+
+
+# -- which hosts serve the Responses API -------------------------------------------------------
+
+
+def test_hosts_serving_responses_by_default(tmp_path: Any) -> None:
+    from plugway.gateway import load_gateway
+
+    path = tmp_path / "plugway.toml"
+    tables = "".join(
+        f'[providers.{kind}]\ntype = "{kind}"\napi_key = "sk-0123456789abcdef"\n'
+        + ('base_url = "https://example.openai.azure.com"\n' if kind == "azure" else "")
+        for kind in ("openai", "azure", "groq", "mistral", "vllm")
+    )
+    path.write_text(
+        tables + '[[models]]\nname = "m"\ntargets = [{ provider = "openai", model = "x" }]\n'
+    )
+    gateway = load_gateway(path, environ={})
+    serves = {name: p.settings.responses_api for name, p in gateway.providers.items()}  # type: ignore[attr-defined]
+    assert serves == {"openai": True, "azure": True, "groq": False, "mistral": False, "vllm": False}
+
+
+def test_azure_serves_responses_at_its_v1_path(primary: FakeOpenAI, start_gateway: Any) -> None:
+    gw = start_gateway(
+        f"""
+[providers.az]
+type = "azure"
+base_url = "{primary.url}"
+api_key = "azure-key-0123456789abcdef"
+
+[[models]]
+name = "gpt"
+targets = [{{ provider = "az", model = "my-deployment" }}]
+"""
+    )
+    response = gw.openai().responses.create(model="gpt", input="hi azure")
+    assert response.output_text == "echo: hi azure"
+    sent = primary.requests[-1]
+    assert sent.path == "/openai/v1/responses" and "api-version" not in sent.query
+    assert sent.body["model"] == "my-deployment" and sent.headers["api-key"].startswith("azure")

@@ -77,7 +77,20 @@ class CutStream:
     after: int = 2
 
 
-Behaviour = Reply | Status | Hang | Reset | CutStream
+@attrs.frozen
+class ResponseFailed:
+    """A Responses stream (``/v1/responses``) that sends ``after`` events, then
+    ``response.failed`` with ``code`` and ``message``, and ends: how OpenAI reports a failure
+    after it accepted a stream. ``delay`` waits before the failure event, so the events before
+    it reach the client first. Other paths answer as :class:`Reply`."""
+
+    after: int = 3
+    code: str = "server_error"
+    message: str = "The model failed to generate a response."
+    delay: float = 0.0
+
+
+Behaviour = Reply | Status | Hang | Reset | CutStream | ResponseFailed
 
 
 @attrs.define
@@ -380,6 +393,11 @@ class FakeOpenAI(FakeUpstream):
     async def _respond(
         self, request: web.Request, body: Any, behaviour: Behaviour
     ) -> web.StreamResponse:
+        if isinstance(behaviour, ResponseFailed):
+            if not request.path.endswith("/responses"):
+                behaviour = Reply()
+            else:
+                return await self._failed_stream(request, body, behaviour)
         if request.path.endswith("/responses") and isinstance(behaviour, Reply | CutStream):
             previous = body.get("previous_response_id") if isinstance(body, dict) else None
             if previous is not None and previous not in self.stored_responses:
@@ -595,6 +613,25 @@ class FakeOpenAI(FakeUpstream):
             "user": body.get("user"),
             "metadata": body.get("metadata") or {},
         }
+
+    async def _failed_stream(
+        self, request: web.Request, body: Any, behaviour: ResponseFailed
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        sent = 0
+        for sent, event in enumerate(self._response_events(body, Reply())):  # noqa: B007
+            if sent >= behaviour.after:
+                break
+            await response.write(event)
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        failed = self._response(body, Reply(), "failed", output=[])
+        failed["error"] = {"code": behaviour.code, "message": behaviour.message}
+        data = {"type": "response.failed", "sequence_number": sent, "response": failed}
+        await response.write(b"event: response.failed\ndata: " + orjson.dumps(data) + b"\n\n")
+        await response.write_eof()
+        return response
 
     def _response_events(self, body: Any, behaviour: Reply | CutStream) -> Iterator[bytes]:
         """The event sequence OpenAI streams for one answer (``event:`` and ``data:``)."""
