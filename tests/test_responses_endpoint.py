@@ -415,7 +415,7 @@ def test_native_in_band_failure_after_the_first_byte_is_forwarded(
         assert response.status_code == 200
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     events = [json.loads(line[6:]) for line in lines]
-    assert [e["type"] for e in events][0] == "response.created"
+    assert events[0]["type"] == "response.created"
     assert events[-1]["type"] == "response.failed"
     assert events[-1]["response"]["error"]["message"] == "boom"
     assert sum(e["type"] == "response.failed" for e in events) == 1  # no second error added

@@ -620,7 +620,7 @@ class FakeOpenAI(FakeUpstream):
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         sent = 0
-        for sent, event in enumerate(self._response_events(body, Reply())):  # noqa: B007
+        for sent, event in enumerate(self._response_events(body, Reply())):
             if sent >= behaviour.after:
                 break
             await response.write(event)
