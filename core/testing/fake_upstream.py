@@ -324,6 +324,14 @@ def last_user_text(body: Any) -> str:
     return ""
 
 
+def is_responses(request: web.Request, body: Any) -> bool:
+    """A Responses API request: to ``/responses``, and not a chat body (a subclass may answer
+    that path by asking the chat format, with a chat body)."""
+    return request.path.endswith("/responses") and not (
+        isinstance(body, dict) and "messages" in body
+    )
+
+
 def responses_input_text(body: Any) -> str:
     """The text of the last user message in a Responses request's ``input``."""
     value = body.get("input") if isinstance(body, dict) else None
@@ -394,11 +402,11 @@ class FakeOpenAI(FakeUpstream):
         self, request: web.Request, body: Any, behaviour: Behaviour
     ) -> web.StreamResponse:
         if isinstance(behaviour, ResponseFailed):
-            if not request.path.endswith("/responses"):
+            if not is_responses(request, body):
                 behaviour = Reply()
             else:
                 return await self._failed_stream(request, body, behaviour)
-        if request.path.endswith("/responses") and isinstance(behaviour, Reply | CutStream):
+        if is_responses(request, body) and isinstance(behaviour, Reply | CutStream):
             previous = body.get("previous_response_id") if isinstance(body, dict) else None
             if previous is not None and previous not in self.stored_responses:
                 return web.json_response(
@@ -417,7 +425,7 @@ class FakeOpenAI(FakeUpstream):
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         if request.path.endswith("/embeddings"):
             return self._embeddings(body)
-        if request.path.endswith("/responses"):
+        if is_responses(request, body):
             return self._response(body, behaviour, "completed")
         tool = self._tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
@@ -452,7 +460,7 @@ class FakeOpenAI(FakeUpstream):
     def stream_events(
         self, request: web.Request, body: Any, behaviour: Reply | CutStream
     ) -> Iterator[bytes]:
-        if request.path.endswith("/responses"):
+        if is_responses(request, body):
             yield from self._response_events(body, behaviour)
             return
         base = {
