@@ -97,6 +97,21 @@ def test_pii_in_input_items_is_redacted_before_the_upstream(
     assert "ada@example.com" not in items.model_dump_json()
 
 
+def test_redacted_request_with_a_builtin_tool_is_refused(
+    keyed: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    key = create_key(keyed, team="t")["key"]
+    clean = create(keyed, key, model="chat", input="search", tools=[{"type": "web_search"}])
+    assert clean.status_code == 200 and primary.requests[-1].path == "/v1/responses"
+    calls = len(primary.requests)
+    refused = create(
+        keyed, key, model="chat", input="search ada@example.com", tools=[{"type": "web_search"}]
+    )
+    error = assert_openai_error(refused, 400)
+    assert error["code"] == "unsupported_tool" and "passed through" in error["message"]
+    assert len(primary.requests) == calls  # the unredacted text went nowhere
+
+
 # -- zero data retention -----------------------------------------------------------------------
 
 

@@ -190,7 +190,15 @@ async def prepare(gw: Gateway, inbound: Inbound, *, stream: bool) -> None:
             messages[inbound.leading : inbound.leading] = inbound.previous.messages
     if inbound.untranslatable is not None:
         native = [t for t in ctx.plan if native_responses(gw.providers[t.provider], t) is not None]
-        if not native or not inbound.passthrough:
+        if native and not inbound.passthrough:
+            refused = inbound.untranslatable
+            raise InvalidRequest(
+                f"{refused.message} (this request cannot be passed through either: a gateway "
+                "filter changed it or must read the answer as it streams)",
+                param=refused.param,
+                code=refused.code,
+            )
+        if not native:
             raise inbound.untranslatable
         if len(native) < len(ctx.plan):
             ctx.trace.notes.append("native Responses targets only")
