@@ -21,31 +21,36 @@ Request (:func:`to_chat_request`):
 - ``text.format`` (``text``, ``json_object``, ``json_schema``) -> ``response_format``;
   ``text.verbosity`` -> ``verbosity``; ``reasoning.effort`` -> ``reasoning_effort``;
   ``max_output_tokens`` -> ``max_completion_tokens``; ``temperature``, ``top_p``, ``user``,
-  ``service_tier`` as they are; ``stream`` -> ``stream`` with ``stream_options.include_usage``.
+  ``service_tier`` as they are; ``stream`` -> ``stream`` with ``stream_options.include_usage``;
+  ``top_logprobs`` or ``include: ["message.output_text.logprobs"]`` -> ``logprobs: true``
+  (and ``top_logprobs``), the answer's token log probabilities then filling
+  ``output_text.logprobs`` and the text delta events.
 
 Not put into the chat body, by decision:
 
-- the endpoint's business (type-checked here, used there): ``store``, ``previous_response_id``,
-  ``include``, ``truncation``, ``background``, ``background_options``; ``metadata`` is the
+- the endpoint's business (type-checked here, acted on there): ``store``,
+  ``previous_response_id``, ``truncation``, ``background``, ``background_options``, and
+  ``include`` but for its logprobs entry (the other entries ask for built-in tools' outputs
+  and encrypted reasoning, which a translated answer never holds); ``metadata`` is the
   gateway's, echoed on the Response object and never sent upstream;
-- harmless to drop (they tune OpenAI's caching, abuse monitoring or features no translated
-  request uses, never the answer): ``prompt_cache_key``, ``prompt_cache_retention``,
+- harmless to drop (they tune OpenAI's caching and abuse monitoring, or features no
+  translated request has; never the answer): ``prompt_cache_key``, ``prompt_cache_retention``,
   ``prompt_cache_options``, ``safety_identifier``, ``client_metadata``, ``stream_options``
-  (obfuscation padding), ``max_tool_calls`` (it counts built-in tool calls, which never
+  (obfuscation padding), ``max_tool_calls`` (it limits built-in tool calls, which never
   translate), ``image`` (image generation settings), ``reasoning.summary`` /
   ``generate_summary`` (a summary is given whenever the target returns reasoning text).
 
 Refused with :class:`NativeOnly` (an :class:`InvalidRequest`, 400) because only a target with
-the native Responses API serves them, so the endpoint can pass such a request through instead:
-built-in tools (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``, custom and
-namespace tools, ... code ``unsupported_tool``; :func:`builtin_tools` lists them), a
-``tool_choice`` naming one, ``input_image``/``input_file`` by ``file_id`` or ``file_url``,
-input items other than messages, function calls, their outputs and reasoning (``item_reference``,
-``web_search_call``, ...), ``prompt``, ``conversation``, ``context_management``,
-``moderation``, ``access_programs``, ``top_logprobs`` > 0 and any field this module does not
-know (code ``unknown_parameter``). A malformed request (a wrong type, a missing required field)
-raises :class:`InvalidRequest` with ``param`` set to the field path, e.g.
-``input[1].content[0].text``; nothing else is ever raised for a client's body.
+the native Responses API serves them, so that the endpoint may pass such a request through
+instead: built-in tools (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``,
+``custom``, ``namespace``, ...; code ``unsupported_tool``, and :func:`builtin_tools` lists
+them), a ``tool_choice`` naming one, deferred function tools, ``input_image``/``input_file``
+by ``file_id`` or ``file_url``, input items other than messages, function calls, their
+outputs and reasoning (``item_reference``, ``web_search_call``, ...), ``prompt``,
+``conversation``, ``context_management``, ``moderation``, ``access_programs``, and any field
+this module does not know, unless it is null (code ``unknown_parameter``). A malformed request (a wrong type, a
+missing required field) raises :class:`InvalidRequest` with ``param`` set to the field path,
+e.g. ``input[1].content[0].text``; nothing else is ever raised for a client's body.
 
 Answer (:func:`from_chat_response`, :class:`ChatToResponsesStream`): a ``reasoning`` item (its
 ``summary`` holds the chat answer's ``reasoning_content``/``reasoning``), a ``message`` item
@@ -129,6 +134,9 @@ IMAGE_DETAILS = ("auto", "low", "high", "original")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 #: ``error.code`` values the SDK's ``ResponseError`` accepts that a gateway may send.
 ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+MAX_TOP_LOGPROBS = 20
+#: The ``include`` entry that asks for the output text's token log probabilities.
+INCLUDE_LOGPROBS = "message.output_text.logprobs"
 SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority"})
 
 
@@ -281,6 +289,12 @@ def _output_fields(body: Mapping[str, Any], out: dict[str, Any]) -> None:
         value = _opt_str(body.get(key), key)
         if value is not None:
             out[key] = value
+    top = body.get("top_logprobs")
+    include = body.get("include")
+    if top or (isinstance(include, list) and INCLUDE_LOGPROBS in include):
+        out["logprobs"] = True
+        if top:
+            out["top_logprobs"] = top
 
 
 def _check_fields(body: Mapping[str, Any]) -> None:
@@ -295,11 +309,9 @@ def _check_fields(body: Mapping[str, Any]) -> None:
             if value is not None and value not in ([], {}):
                 _native(f"{key} cannot be translated for this model", key)
         elif key == "top_logprobs":
-            if value is not None and (not _is_int(value) or value < 0):
-                _bad("top_logprobs must be a non-negative integer", key)
-            if value:
-                _native("top_logprobs cannot be translated for this model", key)
-        else:
+            if value is not None and (not _is_int(value) or not 0 <= value <= MAX_TOP_LOGPROBS):
+                _bad(f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}", key)
+        elif value is not None:  # an unknown field left null asks for nothing
             _native(
                 f"{key} is not a parameter this gateway can translate",
                 str(key),
@@ -495,11 +507,8 @@ def builtin_tools(body: Mapping[str, Any]) -> list[str]:
     tools = body.get("tools") if isinstance(body, Mapping) else None
     if not isinstance(tools, list):
         return []
-    return [
-        str(tool.get("type"))
-        for tool in tools
-        if isinstance(tool, Mapping) and tool.get("type") != "function"
-    ]
+    kinds = (tool.get("type") for tool in tools if isinstance(tool, Mapping))
+    return [kind for kind in kinds if isinstance(kind, str) and kind != "function"]
 
 
 def _tools(value: Any) -> list[dict[str, Any]]:
@@ -526,7 +535,8 @@ def _tools(value: Any) -> list[dict[str, Any]]:
         if strict is not None:
             fn["strict"] = strict
         if _opt_bool(tool.get("defer_loading"), f"{path}.defer_loading"):
-            _native(f"{path}.defer_loading: deferred tools cannot be translated", path)
+            where = f"{path}.defer_loading"
+            _native(f"{where}: deferred tools cannot be translated", where)
         out.append({"type": "function", "function": fn})
     return out
 
@@ -652,6 +662,11 @@ def usage_to_chat(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
 # -- answer -> Response ------------------------------------------------------------------------
 
 
+def new_response_id() -> str:
+    """A fresh Response id: ``resp_`` and 48 hex digits, the shape of OpenAI's."""
+    return "resp_" + secrets.token_hex(24)
+
+
 def _item_id(prefix: str, response_id: str, index: int) -> str:
     return f"{prefix}_{response_id.removeprefix('resp_')}_{index}"
 
@@ -661,8 +676,50 @@ def _status(finish_reason: Any) -> tuple[str, dict[str, Any] | None]:
     return ("incomplete", {"reason": reason}) if reason else ("completed", None)
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def _token_logprob(entry: Any) -> dict[str, Any] | None:
+    if not isinstance(entry, Mapping):
+        return None
+    token, logprob, raw = entry.get("token"), entry.get("logprob"), entry.get("bytes")
+    if not isinstance(token, str) or not _is_number(logprob):
+        return None
+    if not isinstance(raw, list) or not all(_is_int(b) for b in raw):
+        raw = list(token.encode())  # hosts may send null bytes; the Responses form needs them
+    return {"token": token, "bytes": raw, "logprob": logprob}
+
+
+def _logprobs(choice: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A chat choice's ``logprobs.content`` in the Responses ``output_text`` form."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    out: list[dict[str, Any]] = []
+    for entry in content if isinstance(content, list) else ():
+        token = _token_logprob(entry)
+        if token is None:
+            continue
+        tops = entry.get("top_logprobs")
+        token["top_logprobs"] = [
+            top for top in map(_token_logprob, tops if isinstance(tops, list) else ()) if top
+        ]
+        out.append(token)
+    return out
+
+
+def _event_logprobs(logprobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log probabilities in the stream events' form (no ``bytes``)."""
+    return [
+        {
+            "token": entry["token"],
+            "logprob": entry["logprob"],
+            "top_logprobs": [
+                {"token": top["token"], "logprob": top["logprob"]} for top in entry["top_logprobs"]
+            ],
+        }
+        for entry in logprobs
+    ]
 
 
 def _refusal_part(refusal: str) -> dict[str, Any]:
@@ -716,10 +773,17 @@ def _reasoning_text(message: Mapping[str, Any]) -> str:
 
 
 def from_chat_response(
-    chat: Mapping[str, Any], *, response_id: str, request: Mapping[str, Any], created_at: int
+    chat: Mapping[str, Any],
+    *,
+    response_id: str,
+    request: Mapping[str, Any],
+    created_at: int,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """A canonical chat completion answer (its first choice) -> a Response object, the shape
-    the openai SDK's ``Response`` type parses, echoing ``request``'s settings."""
+    the openai SDK's ``Response`` type parses, echoing ``request``'s settings. Its ``model`` is
+    ``model`` when given, else the one the request asked for (as the ``/v1/messages`` door
+    answers with the client's model name, not the upstream's)."""
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else None
     choice = choice if isinstance(choice, Mapping) else {}
@@ -738,7 +802,7 @@ def from_chat_response(
         else []
     )
     if text or refusal or not calls:
-        content = [_text_part(text)] if text or not refusal else []
+        content = [_text_part(text, _logprobs(choice))] if text or not refusal else []
         if refusal:
             content.append(_refusal_part(refusal))
         output.append(
@@ -762,7 +826,6 @@ def from_chat_response(
         )
     if incomplete is not None and output and "status" in output[-1]:
         output[-1]["status"] = "incomplete"
-    model = chat.get("model")
     return response_object(
         response_id=response_id,
         request=request,
@@ -771,7 +834,7 @@ def from_chat_response(
         output=output,
         usage=usage_from_chat(chat.get("usage")),
         incomplete_details=incomplete,
-        model=model if isinstance(model, str) and model else None,
+        model=model,
     )
 
 
@@ -878,6 +941,7 @@ class _Item:
         "index",
         "item_id",
         "kind",
+        "logprobs",
         "name",
         "part_kind",
         "parts",
@@ -889,6 +953,7 @@ class _Item:
         self.item_id = item_id
         self.index = index
         self.pieces: list[str] = []
+        self.logprobs: list[dict[str, Any]] = []  # those of a message's open output_text part
         self.parts: list[dict[str, Any]] = []  # a message's finished content parts
         self.part_kind: str | None = None  # a message's open part: "output_text" | "refusal"
         self.call_id = ""
@@ -916,16 +981,24 @@ class ChatToResponsesStream:
     Work per chunk is constant: text is kept as pieces and joined once, at the item's end.
     ``response`` is the latest Response object (the final one once finished or failed);
     ``usage`` is the chat-shaped usage seen in the chunks, ``finish_reason`` the chat one.
+    ``model`` is as for :func:`from_chat_response`.
     """
 
-    def __init__(self, *, response_id: str, request: Mapping[str, Any], created_at: int) -> None:
+    def __init__(
+        self,
+        *,
+        response_id: str,
+        request: Mapping[str, Any],
+        created_at: int,
+        model: str | None = None,
+    ) -> None:
         self.response_id = response_id
         self.request = request
         self.created_at = created_at
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.done = False
-        self._model: str | None = None
+        self._model = model
         self._sequence = 0
         self._started = False
         self._items: list[_Item] = []
@@ -955,16 +1028,14 @@ class ChatToResponsesStream:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping):
             self.usage = dict(usage)
-        model = chunk.get("model")
-        if self._model is None and isinstance(model, str) and model:
-            self._model = model
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta")
             if isinstance(delta, Mapping):
-                out.extend(self._delta(delta))
+                logprobs = _logprobs(choice) if choice.get("logprobs") else []
+                out.extend(self._delta(delta, logprobs))
             finish = choice.get("finish_reason")
             if isinstance(finish, str) and finish:
                 self.finish_reason = finish
@@ -1014,7 +1085,9 @@ class ChatToResponsesStream:
 
     # items -----------------------------------------------------------------------------------
 
-    def _delta(self, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _delta(
+        self, delta: Mapping[str, Any], logprobs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         reasoning = _reasoning_text(delta)
         if reasoning:
@@ -1022,7 +1095,7 @@ class ChatToResponsesStream:
         for key, kind in (("content", "output_text"), ("refusal", "refusal")):
             text = delta.get(key)
             if isinstance(text, str) and text:
-                out.extend(self._message_delta(kind, text))
+                out.extend(self._message_delta(kind, text, logprobs))
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             if isinstance(call, Mapping):
@@ -1086,7 +1159,9 @@ class ChatToResponsesStream:
         )
         return out
 
-    def _message_delta(self, kind: str, text: str) -> list[dict[str, Any]]:
+    def _message_delta(
+        self, kind: str, text: str, logprobs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if self._message is None:
             out.extend(self._open_message())
@@ -1097,7 +1172,15 @@ class ChatToResponsesStream:
         item.pieces.append(text)
         where = {**self._where(item), "content_index": len(item.parts)}
         if kind == "output_text":
-            out.append(self._event("response.output_text.delta", **where, delta=text, logprobs=[]))
+            item.logprobs.extend(logprobs)
+            out.append(
+                self._event(
+                    "response.output_text.delta",
+                    **where,
+                    delta=text,
+                    logprobs=_event_logprobs(logprobs),
+                )
+            )
         else:
             out.append(self._event("response.refusal.delta", **where, delta=text))
         return out
@@ -1148,8 +1231,14 @@ class ChatToResponsesStream:
         item.part_kind = None
         where = {**self._where(item), "content_index": len(item.parts)}
         if kind == "output_text":
-            part = _text_part(text)
-            done = self._event("response.output_text.done", **where, text=text, logprobs=[])
+            part = _text_part(text, item.logprobs)
+            done = self._event(
+                "response.output_text.done",
+                **where,
+                text=text,
+                logprobs=_event_logprobs(item.logprobs),
+            )
+            item.logprobs = []
         else:
             part = _refusal_part(text)
             done = self._event("response.refusal.done", **where, refusal=text)
@@ -1193,7 +1282,7 @@ class ChatToResponsesStream:
         if item.kind == "message":
             parts = list(item.parts)
             if item.part_kind == "output_text":
-                parts.append(_text_part(text))
+                parts.append(_text_part(text, item.logprobs))
             elif item.part_kind == "refusal":
                 parts.append(_refusal_part(text))
             return _message_item(item.item_id, parts, "incomplete")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from plugway.formats.openai_responses import (
     from_chat_response,
     input_items,
     input_to_chat_messages,
+    new_response_id,
     output_to_chat_messages,
     sse,
     to_chat_request,
@@ -44,7 +46,7 @@ from plugway.formats.openai_responses import (
     usage_to_chat,
 )
 from plugway.sse import DONE, EventSplitter, iter_data, sse_event
-from plugway.testing import FakeOpenAI, FakeUpstream, Reply
+from plugway.testing import CutStream, FakeOpenAI, FakeUpstream, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 REGEN = os.environ.get("PLUGWAY_REGEN_FIXTURES") == "1"
@@ -287,7 +289,6 @@ def test_stream_endings_match_the_non_streamed_answer(
     if refusal:
         chat["choices"][0]["message"]["refusal"] = refusal
     same = from_chat_response(chat, response_id="resp_e", request=request, created_at=5)
-    same["model"] = stream.response["model"]  # no chunk named a model
     assert _plain(final) == _plain(rt.Response.model_validate(same))
     assert stream.response == same
     if status == "incomplete":
@@ -500,6 +501,7 @@ def test_refusals_and_reasoning_in_history() -> None:
             {"response_format": {"type": "json_object"}},
         ),
         ({"text": {"format": {"type": "text"}}}, {}),
+        ({"some_future_field": None, "prompt": None, "conversation": None}, {}),
         (
             {"tool_choice": "required", "parallel_tool_calls": True},
             {"tool_choice": "required", "parallel_tool_calls": True},
@@ -672,6 +674,8 @@ MALFORMED = [
     (_m(metadata=[]), "metadata"),
     (_m(metadata={"k": 1}), "metadata.k"),
     (_m(top_logprobs=-1), "top_logprobs"),
+    (_m(top_logprobs=21), "top_logprobs"),
+    (_m(top_logprobs=2.0), "top_logprobs"),
 ]
 
 
@@ -693,7 +697,11 @@ NATIVE = [
         "tools[1]",
         "unsupported_tool",
     ),
-    (_m(tools=[{"type": "function", "name": "t", "defer_loading": True}]), "tools[0]", None),
+    (
+        _m(tools=[{"type": "function", "name": "t", "defer_loading": True}]),
+        "tools[0].defer_loading",
+        None,
+    ),
     (_m(tool_choice={"type": "web_search_preview"}), "tool_choice", "unsupported_tool"),
     (
         _m(
@@ -721,7 +729,6 @@ NATIVE = [
     ),
     (_m(prompt={"id": "pmpt_1"}), "prompt", None),
     (_m(conversation="conv_1"), "conversation", None),
-    (_m(top_logprobs=3), "top_logprobs", None),
     (_m(frobnicate=True), "frobnicate", "unknown_parameter"),
 ]
 
@@ -745,6 +752,8 @@ def test_builtin_tools_are_listed_for_the_endpoint() -> None:
             {"type": "web_search"},
             {"type": "mcp"},
             "junk",
+            {"type": 3},
+            {"name": "no type"},
         ]
     }
     assert builtin_tools(body) == ["web_search", "mcp"]
@@ -810,22 +819,32 @@ PART_TYPES = st.sampled_from(
 ITEM_TYPES = st.sampled_from(
     ["message", "function_call", "function_call_output", "reasoning", "item_reference"]
 )
+TEXT = st.text(max_size=5)
 PART = st.fixed_dictionaries(
     {"type": PART_TYPES},
     optional={
-        k: JSON
-        for k in ("text", "image_url", "file_data", "file_id", "detail", "refusal", "filename")
+        "text": TEXT | JSON,
+        "image_url": TEXT | JSON,
+        "file_data": st.just("data:application/pdf;base64,QQ==") | TEXT | JSON,
+        "file_id": TEXT | JSON,
+        "detail": st.sampled_from(["auto", "low", "high"]) | JSON,
+        "refusal": TEXT | JSON,
+        "filename": TEXT | JSON,
     },
 )
+#: Items mostly right at their own level, so that the parts inside them vary too (``BODY``
+#: and ``JSON`` bodies cover wrong roles and ids).
 ITEM = st.fixed_dictionaries(
-    {"type": ITEM_TYPES},
+    {
+        "type": ITEM_TYPES,
+        "role": st.sampled_from(["user", "assistant", "system", "developer"]),
+        "call_id": TEXT,
+        "name": TEXT,
+    },
     optional={
-        "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]) | JSON,
-        "content": st.text(max_size=5) | st.lists(PART | JSON, max_size=3) | JSON,
-        "call_id": st.text(max_size=4) | JSON,
-        "name": st.text(max_size=4) | JSON,
-        "arguments": st.text(max_size=4) | JSON,
-        "output": st.text(max_size=4) | st.lists(PART, max_size=2) | JSON,
+        "content": TEXT | st.lists(PART, max_size=3) | st.lists(JSON, max_size=2),
+        "arguments": TEXT | JSON,
+        "output": TEXT | st.lists(PART, max_size=2),
     },
 )
 TOOL = st.fixed_dictionaries(
@@ -880,12 +899,36 @@ def test_arbitrary_json_bodies_only_raise_invalid_request(body: Any) -> None:
     _only_invalid_request({"model": "m", "input": body})
 
 
-@settings(max_examples=500, deadline=None)
+#: Bodies whose top level is right, so that the items, parts and tools are what varies.
+ITEMS_BODY = st.fixed_dictionaries(
+    {"model": st.just("m"), "input": st.lists(ITEM, min_size=1, max_size=4)},
+    optional={
+        "tools": st.lists(TOOL, max_size=2),
+        "tool_choice": st.sampled_from(["auto", "required"])
+        | st.fixed_dictionaries(
+            {"type": st.sampled_from(["function", "allowed_tools"])},
+            optional={"name": JSON, "mode": JSON, "tools": JSON},
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
 @given(BODY)
 def test_near_valid_bodies_only_raise_invalid_request(body: dict[str, Any]) -> None:
     _only_invalid_request(body)
 
 
+@settings(max_examples=300, deadline=None)
+@given(ITEMS_BODY)
+def test_bodies_with_any_items_only_raise_invalid_request(body: dict[str, Any]) -> None:
+    _only_invalid_request(body)
+
+
+LOGPROB = st.fixed_dictionaries(
+    {"token": st.text(max_size=3) | JSON, "logprob": st.floats(-5, 0) | JSON},
+    optional={"bytes": JSON, "top_logprobs": st.lists(JSON, max_size=2) | JSON},
+)
 CHUNK = st.fixed_dictionaries(
     {},
     optional={
@@ -897,6 +940,10 @@ CHUNK = st.fixed_dictionaries(
                 optional={
                     "index": st.just(0) | JSON,
                     "finish_reason": st.sampled_from(["stop", "length", "tool_calls"]) | JSON,
+                    "logprobs": st.fixed_dictionaries(
+                        {"content": st.lists(LOGPROB | JSON, max_size=2) | JSON}
+                    )
+                    | JSON,
                     "delta": st.fixed_dictionaries(
                         {},
                         optional={
@@ -936,7 +983,7 @@ CHUNK = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(CHUNK | JSON, max_size=8))
 def test_any_chunks_give_events_the_sdk_accepts(chunks: list[Any]) -> None:
     """Whatever an upstream streams, the client gets a well-formed event sequence."""
@@ -1015,13 +1062,15 @@ class ResponsesOverChat(FakeUpstream):
 
     chat = FakeOpenAI()
 
-    def answer(self, request: web.Request, body: Any, behaviour: Reply | Any) -> Any:
+    def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         chat = self.chat.answer(request, to_chat_request(body), behaviour)
         return from_chat_response(
             chat, response_id="resp_loop", request=body, created_at=1700000000
         )
 
-    def stream_events(self, request: web.Request, body: Any, behaviour: Reply | Any) -> Any:
+    def stream_events(
+        self, request: web.Request, body: Any, behaviour: Reply | CutStream
+    ) -> Iterator[bytes]:
         stream = ChatToResponsesStream(response_id="resp_loop", request=body, created_at=1700000000)
         yield from (sse(e) for e in stream.start())
         splitter = EventSplitter()
@@ -1036,7 +1085,7 @@ class ResponsesOverChat(FakeUpstream):
 
 
 @pytest.fixture(scope="module")
-def client() -> Any:
+def client() -> Iterator[openai.OpenAI]:
     with ResponsesOverChat() as server:
         yield openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
 
@@ -1114,3 +1163,106 @@ def test_late_arguments_for_a_closed_call_are_not_lost() -> None:
     assert [(c.name, c.arguments) for c in final.output] == [("one", '{"a": 1}'), ("two", "{}")]
     done = [e["item"]["arguments"] for e in events if e["type"] == "response.output_item.done"]
     assert done == ['{"a":', '{"a": 1}', "{}"]  # closed again at the end, in output order
+
+
+def test_logprobs_when_asked() -> None:
+    body = _m(include=["message.output_text.logprobs"], top_logprobs=2)
+    chat = to_chat_request(body)
+    assert (chat["logprobs"], chat["top_logprobs"]) == (True, 2)
+    assert "logprobs" not in to_chat_request(_m(include=["reasoning.encrypted_content"]))
+    assert to_chat_request(_m(top_logprobs=1))["logprobs"] is True
+    first = {
+        "token": "Hi",
+        "logprob": -0.1,
+        "bytes": [72, 105],
+        "top_logprobs": [
+            {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+            {"token": "Hey", "logprob": -2.5, "bytes": None},
+        ],
+    }
+    second = {"token": "!", "logprob": -0.3, "bytes": None, "top_logprobs": []}
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": {"content": [first]}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": "!"},
+                    "logprobs": {"content": [second]},
+                    "finish_reason": "stop",
+                }
+            ]
+        },
+    ]
+    stream = ChatToResponsesStream(response_id="resp_lp", request=body, created_at=1)
+    events = stream.start() + [e for c in chunks for e in stream.feed(c)] + stream.finish()
+    final = _sdk_final(events)
+    text = final.output[0].content[0]
+    assert [(lp.token, lp.bytes) for lp in text.logprobs] == [("Hi", [72, 105]), ("!", [33])]
+    assert [t.bytes for t in text.logprobs[0].top_logprobs] == [[72, 105], [72, 101, 121]]
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    assert deltas[0] == [
+        {
+            "token": "Hi",
+            "logprob": -0.1,
+            "top_logprobs": [{"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.5}],
+        }
+    ]
+    answer = {
+        "model": "m",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "Hi!"},
+                "logprobs": {"content": [first, second]},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    same = from_chat_response(answer, response_id="resp_lp", request=body, created_at=1)
+    assert _plain(final) == _plain(rt.Response.model_validate(same))
+
+
+def test_the_model_named_is_the_one_asked_for_unless_given() -> None:
+    chat = {"model": "upstream-model-2025", "choices": [{"message": {"content": "x"}}]}
+    request = {"model": "alias"}
+    assert (
+        from_chat_response(chat, response_id="r", request=request, created_at=1)["model"] == "alias"
+    )
+    given = from_chat_response(chat, response_id="r", request=request, created_at=1, model="m2")
+    assert given["model"] == "m2"
+    stream = ChatToResponsesStream(response_id="r", request=request, created_at=1, model="m2")
+    events = stream.start() + stream.feed({"model": "upstream-model-2025", "choices": []})
+    events += stream.finish()
+    assert {e["response"]["model"] for e in events if "response" in e} == {"m2"}
+    rid = new_response_id()
+    assert rid.startswith("resp_") and len(rid) == 53 and rid != new_response_id()
+
+
+def _extras(model: Any, where: str = "") -> list[str]:
+    """Fields of ``model`` (recursively) that its SDK type does not declare."""
+    if isinstance(model, list):
+        return [x for i, item in enumerate(model) for x in _extras(item, f"{where}[{i}]")]
+    if not isinstance(model, pydantic.BaseModel):
+        return []
+    found = [f"{where}.{key}" for key in model.model_extra or {}]
+    for name in type(model).model_fields:
+        found += _extras(getattr(model, name), f"{where}.{name}")
+    return found
+
+
+def test_no_field_is_made_up() -> None:
+    """Every field sent is one the SDK's types declare (the SDK would keep a misspelt one
+    silently as an extra)."""
+    for name in ("chat_response_to_response", "chat_response_incomplete"):
+        # ``store`` is in OpenAI's Response objects though this SDK's type leaves it out
+        assert _extras(rt.Response.model_validate(_fixture(name)["expected"])) == [".store"]
+    for event in _fixture("chat_stream_to_events")["expected"]:
+        allowed = [".response.store"] if "response" in event else []
+        assert _extras(EVENTS.validate_python(event)) == allowed, event["type"]
+    for item in _fixture("input_items")["expected"]:
+        assert _extras(ITEMS.validate_python(item)) == []
+    stream = ChatToResponsesStream(response_id="resp_x", request={"model": "m"}, created_at=1)
+    stream.start()
+    stream.feed({"choices": [{"index": 0, "delta": {"refusal": "no"}}]})
+    for event in stream.fail("broken"):
+        assert _extras(EVENTS.validate_python(event)) in ([], [".response.store"])
