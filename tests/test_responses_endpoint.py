@@ -203,7 +203,7 @@ def test_translated_streams(gw: GatewayProcess, model: str) -> None:
 # -- tools and structured output ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["gpt", "compat", "claude"])
+@pytest.mark.parametrize("model", ["gpt", "compat", "claude", "gemini"])
 def test_function_tool_round_trip(gw: GatewayProcess, model: str) -> None:
     client = gw.openai()
     first = client.responses.create(
@@ -225,6 +225,24 @@ def test_function_tool_round_trip(gw: GatewayProcess, model: str) -> None:
     )
     assert second.status == "completed"
     assert second.previous_response_id == first.id
+
+
+@pytest.mark.parametrize("model", ["gpt", "compat", "claude"])
+def test_streamed_function_call(gw: GatewayProcess, model: str) -> None:
+    client = gw.openai()
+    with client.responses.stream(
+        model=model,
+        input="weather in Paris?",
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice="required",
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    call = next(item for item in final.output if item.type == "function_call")
+    assert call.name == "get_weather" and json.loads(call.arguments)["city"]
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    assert client.responses.retrieve(final.id).output[-1].type == "function_call"
 
 
 def test_tool_round_trip_reaches_a_chat_target_as_history(
