@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from plugway.testing import FakeOpenAI, GatewayProcess
+from plugway.testing import FakeOpenAI, GatewayProcess, Reply
 from sec_kit import MASTER, RedisServer, assert_openai_error, create_key, keyed_config, new_db
 
 
@@ -95,6 +95,20 @@ def test_pii_in_input_items_is_redacted_before_the_upstream(
     # the stored conversation holds the redacted text too
     items = client.responses.input_items.list(response.id)
     assert "ada@example.com" not in items.model_dump_json()
+
+
+def test_pii_in_a_passed_through_answer_is_redacted(
+    keyed: GatewayProcess, primary: FakeOpenAI
+) -> None:
+    primary.script(Reply(text="write to bob@example.com today"))
+    client = keyed.openai(api_key=create_key(keyed, team="t")["key"])
+    response = client.responses.create(model="chat", input="who do I write to?")
+    assert primary.requests[-1].path == "/v1/responses"  # nothing to redact in the input
+    assert "bob@example.com" not in response.output_text
+    assert "[EMAIL]" in response.output_text
+    assert response.id in primary.stored_responses  # still the host's response id
+    stored = client.responses.retrieve(response.id)
+    assert "bob@example.com" not in stored.output_text
 
 
 def test_redacted_request_with_a_builtin_tool_is_refused(
