@@ -542,3 +542,22 @@ targets = [{{ provider = "az", model = "my-deployment" }}]
     sent = primary.requests[-1]
     assert sent.path == "/openai/v1/responses" and "api-version" not in sent.query
     assert sent.body["model"] == "my-deployment" and sent.headers["api-key"].startswith("azure")
+
+
+@pytest.mark.parametrize("model", ["gpt", "compat"])
+def test_request_log_has_usage_and_the_decision(gw: GatewayProcess, model: str) -> None:
+    client = gw.openai()
+    raw = client.responses.with_raw_response.create(model=model, input="count me")
+    record = gw.request_record(raw.headers["x-request-id"])
+    assert record["endpoint"] == "responses" and record["status"] == 200
+    assert record["usage"]["prompt_tokens"] == 11 and record["usage"]["completion_tokens"] == 7
+    assert record["provider"] == ("native" if model == "gpt" else "compat")
+    with client.responses.with_streaming_response.create(
+        model=model, input="count the stream", stream=True
+    ) as streamed:
+        request_id = streamed.headers["x-request-id"]
+        for _ in streamed.iter_lines():
+            pass
+    record = gw.request_record(request_id)
+    assert record["stream"] is True and record["usage"]["completion_tokens"] == 7
+    assert record["finish_reason"] == "stop"
