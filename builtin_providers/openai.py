@@ -27,6 +27,8 @@ import orjson
 from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamError, UpstreamStreamBroken
+from plugway.formats.openai_responses import usage_to_chat
+from plugway.formats.openai_responses_native import ResponsesEventStream, ResponsesStreamReader
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
@@ -74,6 +76,14 @@ class OpenAISettings(ProviderSettings):
     #: ``/v1/completions`` requests pass through to it; when false they are translated
     #: through ``/chat/completions``.
     completions_api: bool = True
+    #: Whether the host serves ``/v1/responses`` (OpenAI's Responses API) itself: the inbound
+    #: ``/v1/responses`` endpoint then passes requests through instead of translating them to
+    #: chat completions. On by default for ``openai`` and ``azure``.
+    responses_api: bool = False
+    #: The Responses endpoint's own path when it is not ``path_prefix`` + ``/responses``
+    #: (Azure serves it at ``/openai/v1/responses``, outside the deployment paths, without
+    #: ``api-version``).
+    responses_path: str = ""
 
 
 _FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
@@ -181,12 +191,17 @@ class OpenAIProvider(Provider):
         """Open a streamed call to another OpenAI endpoint of this host; the caller reads the
         accepted response's SSE bytes and must ``aclose()`` it. Error statuses raise as for
         chat."""
+        return await self._open_stream_at(self._url(endpoint, target.model), target, body)
+
+    async def _open_stream_at(
+        self, url: str, target: Target, body: Mapping[str, Any]
+    ) -> DirectResponse:
         payload = {**body, "model": target.model, "stream": True}
         if self._adapts:
             payload = self._adapt(payload)
         sending = self.direct.send(
             "POST",
-            self._url(endpoint, target.model),
+            url,
             orjson.dumps(payload),
             headers=self._stream_headers,
             stream=True,
@@ -226,6 +241,30 @@ class OpenAIProvider(Provider):
         }
         response = await self.open_endpoint_stream(target, "/completions", payload)
         return OpenAIChunkStream(response, self.name, keep_usage_chunk=wants_usage)
+
+    # -- native Responses (plugway.formats.openai_responses_native.NativeResponses) -----------
+
+    def serves_responses(self, target: Target) -> bool:
+        return self.settings.responses_api
+
+    async def responses(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        payload = {**body, "model": target.model}
+        payload.pop("stream", None)
+        return await self._post_json(self._responses_url(target), payload)
+
+    async def responses_stream(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ResponsesEventStream:
+        response = await self._open_stream_at(self._responses_url(target), target, body)
+        return NativeResponsesStream(response, self.name)
+
+    def _responses_url(self, target: Target) -> str:
+        path = self.settings.responses_path
+        if path:
+            return self.direct.url(path, self.settings.query or None)
+        return self._url("/responses", target.model)
 
     async def _post_json(self, url: str, payload: dict[str, Any]) -> ProviderResponse:
         if self._adapts:
@@ -325,6 +364,63 @@ def _strip_done(events: bytes) -> tuple[bytes, bool]:
     payloads = list(iter_data(events))
     kept = [b"data: " + payload + b"\n\n" for payload in payloads if payload != b"[DONE]"]
     return b"".join(kept), len(kept) < len(payloads)
+
+
+class NativeResponsesStream(ResponsesEventStream):
+    """A host's Responses SSE body forwarded as whole events, untouched. Only the terminal
+    and error events are parsed (see :class:`ResponsesStreamReader`). An error before the
+    first forwarded event raises :class:`UpstreamStreamBroken` (retryable: the client has
+    seen nothing); a later one is forwarded as it is and recorded in ``error``."""
+
+    def __init__(self, response: DirectResponse, provider: str) -> None:
+        self.http = response
+        self.provider = provider
+        self.reader = ResponsesStreamReader()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        splitter = EventSplitter()
+        reader = self.reader
+        sent = False
+        try:
+            async for chunk in self.http.aiter_bytes():
+                events = splitter.feed(chunk)
+                if not events:
+                    continue
+                reader.feed(events)
+                if reader.failed:
+                    error = UpstreamStreamBroken(
+                        f"provider '{self.provider}' failed mid-stream: {reader.error_message}",
+                        provider=self.provider,
+                        code=reader.error_code,
+                    )
+                    if not sent:
+                        raise error
+                    self.error = error
+                if reader.done:
+                    self._finish()
+                sent = True
+                yield events
+        except httpx.HTTPError as exc:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
+                provider=self.provider,
+            ) from None
+        if not reader.done:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' ended before it was complete",
+                provider=self.provider,
+            )
+
+    def _finish(self) -> None:
+        response = self.reader.response
+        self.response = response
+        usage = response.get("usage") if response is not None else None
+        if isinstance(usage, dict):
+            self.usage = usage_to_chat(usage)
+        self.finish_reason = self.reader.finish_reason
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
 
 class KeylessOpenAIProvider(OpenAIProvider):

@@ -14,6 +14,8 @@ Each record gives the settings defaults a ``[providers.NAME]`` table of that typ
 * ``path_prefix`` / ``api_version``: Azure's deployment paths and ``api-version`` query;
 * ``completions_api``: whether the host serves the legacy ``/completions`` endpoint (when not,
   ``/v1/completions`` requests reach it translated to chat).
+* ``responses_api``: the host serves ``/v1/responses`` itself (OpenAI, Azure), so the inbound
+  Responses endpoint passes requests through rather than translating them to chat.
 
 Base URLs follow each host's own SDK convention (what its docs tell users to give the
 ``openai`` SDK as ``base_url``), so they can be copied from there.
@@ -60,6 +62,10 @@ class Host:
     context_codes: tuple[str, ...] = ()
     filter_codes: tuple[str, ...] = ()
     completions_api: bool = True
+    #: The host serves ``/v1/responses`` itself (requests to it are passed through).
+    responses_api: bool = False
+    #: Where the host serves it, when not under ``path_prefix`` (Azure's v1 API path).
+    responses_path: str = ""
 
     def defaults(self) -> dict[str, Any]:
         """The settings defaults for ``register(name, OpenAIProvider, **defaults)``."""
@@ -75,13 +81,20 @@ class Host:
             "context_codes": list(self.context_codes),
             "filter_codes": list(self.filter_codes),
             "completions_api": self.completions_api,
+            "responses_api": self.responses_api,
+            "responses_path": self.responses_path,
         }
 
 
 _OLD_MAX_TOKENS = {"max_completion_tokens": "max_tokens"}
 
 HOSTS: tuple[Host, ...] = (
-    Host("openai", "https://api.openai.com/v1", "https://platform.openai.com/docs/api-reference"),
+    Host(
+        "openai",
+        "https://api.openai.com/v1",
+        "https://platform.openai.com/docs/api-reference",
+        responses_api=True,
+    ),
     Host(
         "azure",
         # The resource endpoint (AzureOpenAI's azure_endpoint), e.g.
@@ -92,6 +105,8 @@ HOSTS: tuple[Host, ...] = (
         auth_scheme="",
         path_prefix="/openai/deployments/{model}",
         api_version="2024-10-21",
+        responses_api=True,
+        responses_path="/openai/v1/responses",
     ),
     Host(
         "groq",

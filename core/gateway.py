@@ -92,10 +92,16 @@ class Gateway:
             contributed.setdefault(ptype.plugin, {}).setdefault("provider_types", []).append(name)
         for name, strategy in self.registry.strategies.items():
             contributed.setdefault(strategy.plugin, {}).setdefault("strategies", []).append(name)
+        plugins = []
+        for info in self.plugins.infos:
+            described = info.to_dict() | contributed.get(info.name, {})
+            if info.retains_content and content_free_under(
+                self.plugins.pm.get_plugin(info.name), self.config
+            ):
+                described["retains_content"] = False  # not under this config
+            plugins.append(described)
         return {
-            "plugins": [
-                info.to_dict() | contributed.get(info.name, {}) for info in self.plugins.infos
-            ],
+            "plugins": plugins,
             "disabled": list(self.plugins.disabled),
             "idle": list(self.plugins.idle),
         }
@@ -191,6 +197,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def content_free_under(plugin: object, config: Config) -> bool:
+    """Whether a plugin that retains content in general keeps none under ``config``: it says
+    so through a module attribute ``plugway_retains_content(config) -> bool`` returning False
+    (the ``responses`` plugin stores conversations, except under ``[privacy] zdr``)."""
+    decide = getattr(plugin, "plugway_retains_content", None)
+    return callable(decide) and decide(config) is False
+
+
 def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
     """``[privacy] zdr = true`` as a checked promise: every enabled plugin declared itself
     content-free and every configured target is marked ``zdr``."""
@@ -202,6 +216,7 @@ def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
         "have it set PLUGWAY_RETAINS_CONTENT = False"
         for info in plugins.infos
         if info.retains_content is not False
+        and not content_free_under(plugins.pm.get_plugin(info.name), config)
     ]
     for i, model in enumerate(config.models):
         route = config.routes()[model.name]

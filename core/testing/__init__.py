@@ -12,6 +12,7 @@ from plugway.testing.fake_upstream import (
     Recorded,
     Reply,
     Reset,
+    ResponseFailed,
     Status,
 )
 from plugway.testing.gateway_process import GatewayProcess, free_port, run_plugway
@@ -29,6 +30,7 @@ __all__ = [
     "Recorded",
     "Reply",
     "Reset",
+    "ResponseFailed",
     "Status",
     "free_port",
     "run_plugway",

@@ -78,7 +78,20 @@ class CutStream:
     after: int = 2
 
 
-Behaviour = Reply | Status | Hang | Reset | CutStream
+@attrs.frozen
+class ResponseFailed:
+    """A Responses stream (``/v1/responses``) that sends ``after`` events, then
+    ``response.failed`` with ``code`` and ``message``, and ends: how OpenAI reports a failure
+    after it accepted a stream. ``delay`` waits before the failure event, so the events before
+    it reach the client first. Other paths answer as :class:`Reply`."""
+
+    after: int = 3
+    code: str = "server_error"
+    message: str = "The model failed to generate a response."
+    delay: float = 0.0
+
+
+Behaviour = Reply | Status | Hang | Reset | CutStream | ResponseFailed
 
 
 @attrs.define
@@ -316,10 +329,43 @@ def is_legacy_completions(path: str) -> bool:
     return path.endswith("/completions") and not path.endswith("/chat/completions")
 
 
+def is_responses(request: web.Request, body: Any) -> bool:
+    """A Responses API request: to ``/responses``, and not a chat body (a subclass may answer
+    that path by asking the chat format, with a chat body)."""
+    return request.path.endswith("/responses") and not (
+        isinstance(body, dict) and "messages" in body
+    )
+
+
+def responses_input_text(body: Any) -> str:
+    """The text of the last user message in a Responses request's ``input``."""
+    value = body.get("input") if isinstance(body, dict) else None
+    if isinstance(value, str):
+        return value
+    for item in reversed(value if isinstance(value, list) else []):
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, list):
+            return " ".join(
+                str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+            )
+        return str(content)
+    return ""
+
+
 class FakeOpenAI(FakeUpstream):
     """OpenAI's wire format: ``/v1/chat/completions`` (JSON and SSE, tool calls when the
     request requires one, usage when asked), ``/v1/embeddings`` (floats or base64),
-    ``/v1/moderations`` and the legacy ``/v1/completions`` (see :meth:`_completion`)."""
+    ``/v1/moderations``, the legacy ``/v1/completions`` (see :meth:`_completion`) and
+    ``/v1/responses`` (the Responses API, JSON and its SSE event sequence; a function call when
+    ``tool_choice`` requires one; ``previous_response_id`` must name a response this fake gave
+    with ``store`` on, else 400 ``previous_response_not_found`` as OpenAI answers)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
+        #: Ids of the responses this fake stored (``store`` not false).
+        self.stored_responses: set[str] = set()
 
     _OPENAI_TYPES = {
         400: "invalid_request_error",
@@ -358,6 +404,30 @@ class FakeOpenAI(FakeUpstream):
             return function
         return None
 
+    async def _respond(
+        self, request: web.Request, body: Any, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        if isinstance(behaviour, ResponseFailed):
+            if not is_responses(request, body):
+                behaviour = Reply()
+            else:
+                return await self._failed_stream(request, body, behaviour)
+        if is_responses(request, body) and isinstance(behaviour, Reply | CutStream):
+            previous = body.get("previous_response_id") if isinstance(body, dict) else None
+            if previous is not None and previous not in self.stored_responses:
+                return web.json_response(
+                    {
+                        "error": {
+                            "message": f"Previous response with id '{previous}' not found.",
+                            "type": "invalid_request_error",
+                            "param": "previous_response_id",
+                            "code": "previous_response_not_found",
+                        }
+                    },
+                    status=400,
+                )
+        return await super()._respond(request, body, behaviour)
+
     def answer(self, request: web.Request, body: Any, behaviour: Reply | CutStream) -> Any:
         if request.path.endswith("/embeddings"):
             return self._embeddings(body)
@@ -365,6 +435,8 @@ class FakeOpenAI(FakeUpstream):
             return self._moderations(body)
         if is_legacy_completions(request.path):
             return self._completion(body, behaviour)
+        if is_responses(request, body):
+            return self._response(body, behaviour, "completed")
         tool = self._tool(body)
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if tool:
@@ -400,6 +472,9 @@ class FakeOpenAI(FakeUpstream):
     ) -> Iterator[bytes]:
         if is_legacy_completions(request.path):
             yield from self._completion_events(body, behaviour)
+            return
+        if is_responses(request, body):
+            yield from self._response_events(body, behaviour)
             return
         base = {
             "id": "chatcmpl-" + uuid.uuid4().hex,
@@ -574,3 +649,170 @@ class FakeOpenAI(FakeUpstream):
             usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
             yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    # -- the Responses API ---------------------------------------------------------------------
+
+    def _response_tool(self, body: Any) -> dict[str, Any] | None:
+        tools: list[dict[str, Any]] = [
+            t for t in body.get("tools") or [] if t.get("type") == "function"
+        ]
+        if tools and body.get("tool_choice") not in (None, "auto", "none"):
+            return tools[0]
+        return None
+
+    def _response_output(
+        self, body: Any, behaviour: Reply | CutStream, rid: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The output items of an answer to ``body`` and the response's status."""
+        tool = self._response_tool(body)
+        if tool is not None:
+            item = {
+                "id": f"fc_{rid}",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": f"call_{rid}",
+                "name": tool["name"],
+                "arguments": '{"city": "Paris"}',
+            }
+            return [item], "completed"
+        if isinstance(behaviour, Reply) and behaviour.text is not None:
+            text = behaviour.text
+        else:
+            text = f"echo: {responses_input_text(body)}"
+        status = "completed"
+        limit = body.get("max_output_tokens")
+        if isinstance(limit, int) and limit > 0 and len(text.split(" ")) > limit:
+            text, status = " ".join(text.split(" ")[:limit]), "incomplete"
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        message = {
+            "id": f"msg_{rid}",
+            "type": "message",
+            "status": status,
+            "role": "assistant",
+            "content": [part],
+        }
+        return [message], status
+
+    def _response(
+        self,
+        body: Any,
+        behaviour: Reply | CutStream,
+        status: str,
+        rid: str | None = None,
+        output: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        rid = rid or uuid.uuid4().hex
+        if output is None:
+            output, status = self._response_output(body, behaviour, rid)
+        if status != "in_progress" and body.get("store") is not False:
+            self.stored_responses.add("resp_" + rid)
+        done = status in ("completed", "incomplete")
+        return {
+            "id": "resp_" + rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "background": False,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"}
+            if status == "incomplete"
+            else None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "model": body.get("model"),
+            "output": output,
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None},
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "top_p": body.get("top_p", 1.0),
+            "truncation": "disabled",
+            "usage": {
+                "input_tokens": 11,
+                "input_tokens_details": {"cached_tokens": 3},
+                "output_tokens": 7,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 18,
+            }
+            if done
+            else None,
+            "user": body.get("user"),
+            "metadata": body.get("metadata") or {},
+        }
+
+    async def _failed_stream(
+        self, request: web.Request, body: Any, behaviour: ResponseFailed
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        sent = 0
+        for sent, event in enumerate(self._response_events(body, Reply())):
+            if sent >= behaviour.after:
+                break
+            await response.write(event)
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        failed = self._response(body, Reply(), "failed", output=[])
+        failed["error"] = {"code": behaviour.code, "message": behaviour.message}
+        data = {"type": "response.failed", "sequence_number": sent, "response": failed}
+        await response.write(b"event: response.failed\ndata: " + orjson.dumps(data) + b"\n\n")
+        await response.write_eof()
+        return response
+
+    def _response_events(self, body: Any, behaviour: Reply | CutStream) -> Iterator[bytes]:
+        """The event sequence OpenAI streams for one answer (``event:`` and ``data:``)."""
+        rid = uuid.uuid4().hex
+        counter = itertools.count()
+
+        def event(kind: str, **fields: Any) -> bytes:
+            data = {"type": kind, "sequence_number": next(counter), **fields}
+            return f"event: {kind}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+        output, status = self._response_output(body, behaviour, rid)
+        started = self._response(body, behaviour, "in_progress", rid, [])
+        yield event("response.created", response=started)
+        yield event("response.in_progress", response=started)
+        for index, item in enumerate(output):
+            if item["type"] == "function_call":
+                yield event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "arguments": "", "status": "in_progress"},
+                )
+                for piece in ('{"ci', 'ty": "Pa', 'ris"}'):
+                    yield event(
+                        "response.function_call_arguments.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        delta=piece,
+                    )
+                yield event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            else:
+                part = item["content"][0]
+                ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+                yield event(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "content": []},
+                )
+                yield event("response.content_part.added", **ids, part={**part, "text": ""})
+                words = part["text"].split(" ")
+                for i, word in enumerate(words):
+                    delta = word if i == len(words) - 1 else word + " "
+                    yield event("response.output_text.delta", **ids, delta=delta, logprobs=[])
+                yield event("response.output_text.done", **ids, text=part["text"], logprobs=[])
+                yield event("response.content_part.done", **ids, part=part)
+            yield event("response.output_item.done", output_index=index, item=item)
+        final = self._response(body, behaviour, status, rid, output)
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        yield event(kind, response=final)

@@ -47,6 +47,7 @@ PIPELINE_PATHS = frozenset(
         "/v1/messages/count_tokens",
         "/v1/moderations",
         "/moderations",
+        "/v1/responses",
     }
 )
 
