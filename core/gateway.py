@@ -191,6 +191,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _retains_content(
+    plugins: LoadedPlugins, name: str, declared: bool | None, config: Config
+) -> bool | None:
+    """A plugin's declaration; one that depends on the config (a cache keeping answers only
+    in this process, say) is a function ``PLUGWAY_RETAINS_CONTENT(config) -> bool``."""
+    attribute = getattr(plugins.pm.get_plugin(name), "PLUGWAY_RETAINS_CONTENT", None)
+    if callable(attribute):
+        return bool(attribute(config))
+    return declared
+
+
 def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
     """``[privacy] zdr = true`` as a checked promise: every enabled plugin declared itself
     content-free and every configured target is marked ``zdr``."""
@@ -201,7 +212,7 @@ def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
         "that it retains no prompt or completion text; disable it ([plugins] disabled) or "
         "have it set PLUGWAY_RETAINS_CONTENT = False"
         for info in plugins.infos
-        if info.retains_content is not False
+        if _retains_content(plugins, info.name, info.retains_content, config) is not False
     ]
     for i, model in enumerate(config.models):
         route = config.routes()[model.name]

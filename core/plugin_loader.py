@@ -9,7 +9,9 @@ Built-ins (distribution ``plugway``) register first, so installed plugins run be
 
 A plugin declares that it writes no prompt or completion text anywhere (logs, files, stores,
 other services) with a module (or object) attribute ``PLUGWAY_RETAINS_CONTENT = False``;
-``[privacy] zdr = true`` refuses to start while an enabled plugin lacks that declaration.
+``[privacy] zdr = true`` refuses to start while an enabled plugin lacks that declaration. A
+plugin whose answer depends on its settings declares a function
+``PLUGWAY_RETAINS_CONTENT(config) -> bool`` instead.
 
 A plugin whose work depends on its settings may define ``plugway_enabled(config) -> bool``
 (a module attribute, not a hook): when it returns False for the loaded config, the plugin is
