@@ -154,6 +154,17 @@ class Metrics:
             route_labels,
             registry=reg,
         )
+        self.cache_requests = prom.Counter(
+            "plugway_cache_requests",
+            "Requests the response cache saw, by result: hit, miss or bypass.",
+            ("result",),
+            registry=reg,
+        )
+        self.cache_saved = prom.Counter(
+            "plugway_cache_saved_usd",
+            "US dollars the response cache saved: what its hits cost when first answered.",
+            registry=reg,
+        )
         self.attempts = prom.Counter(
             "plugway_upstream_attempts",
             "Upstream attempts by target and outcome.",
@@ -251,8 +262,14 @@ class Metrics:
                 self._child(self.tpot, model, provider).observe(
                     (ctx.ended - ctx.first_token_at) / (tokens.completion - 1)
                 )
+        cache = ctx.tags.get("cache")
+        if cache is not None:
+            self._child(self.cache_requests, cache).inc()
+            saved = ctx.state.get("cache_saved_usd")
+            if saved:
+                self.cache_saved.inc(saved)
         for kind, count in tokens.by_class().items():
-            if count:
+            if count and cache != "hit":  # a cached answer used no upstream tokens
                 self._child(self.tokens, model, provider, kind).inc(count)
         if ctx.cost:
             self._child(self.cost, model, provider).inc(ctx.cost)

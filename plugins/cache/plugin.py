@@ -38,7 +38,7 @@ HEADER = "x-plugway-cache"
 ADMIN_PATH = "/admin/cache"
 
 
-def PLUGWAY_RETAINS_CONTENT(config: Config) -> bool:  # noqa: N802 - the loader's name
+def PLUGWAY_RETAINS_CONTENT(config: Config) -> bool:
     """The cache keeps answers: outside this process when its entries go to a shared state
     backend; in this process only otherwise (which ``[privacy] zdr`` allows when
     ``allow_under_zdr = true``, see :func:`check_config`)."""
