@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 from conftest import two_target_config
@@ -218,7 +219,7 @@ def test_failures_are_not_stored(cached: GatewayProcess, primary: FakeOpenAI) ->
     primary.script(Status(400, "bad request"))
     messages = unique("refused upstream")
     client = cached.openai(max_retries=0)
-    with pytest.raises(Exception):
+    with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="solo", messages=messages)
     answer = client.chat.completions.with_raw_response.create(model="solo", messages=messages)
     assert answer.headers["x-plugway-cache"] == "miss" and calls(primary) == 2
