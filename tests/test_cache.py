@@ -17,7 +17,7 @@ import orjson
 import pytest
 from conftest import two_target_config
 from plugway.testing import FakeOpenAI, GatewayProcess, Status
-from sec_kit import assert_openai_error
+from sec_kit import MASTER, RedisServer, assert_openai_error, create_key, keyed_config, new_db
 
 CACHE = "\n[plugins.cache]\nenabled = true\n"
 QUESTION = [{"role": "user", "content": "what is the capital of France?"}]
@@ -306,3 +306,162 @@ def test_an_old_store_takes_the_new_columns(tmp_path: Path) -> None:
     assert conn.execute("SELECT cache FROM requests").fetchone()[0] is None
     conn.close()
     connect(path).close()  # a second start finds nothing to add
+
+
+def test_two_teams_never_share_and_hits_count_as_requests(primary: FakeOpenAI) -> None:
+    extra = CACHE.replace("enabled = true", 'models = ["chat"]')
+    config = keyed_config(primary, new_db(), extra)
+    with GatewayProcess(config, env={"PLUGWAY_MASTER_KEY": MASTER}) as gw:
+        ours = create_key(gw, team="ours", limits={"rpm": 3})["key"]
+        also_ours = create_key(gw, team="ours")["key"]
+        theirs = create_key(gw, team="theirs")["key"]
+        messages = unique("team secret")
+
+        def ask(key: str, model: str = "chat") -> httpx.Response:
+            return httpx.post(
+                gw.base_url + "/chat/completions",
+                json={"model": model, "messages": messages},
+                headers={"authorization": f"Bearer {key}"},
+                timeout=10,
+            )
+
+        assert ask(ours).headers["x-plugway-cache"] == "miss"
+        assert ask(also_ours).headers["x-plugway-cache"] == "hit"
+        assert ask(theirs).headers["x-plugway-cache"] == "miss"
+        assert calls(primary) == 2
+        # "other" is not listed in models: not cached at all
+        assert "x-plugway-cache" not in ask(theirs, "other").headers
+        assert "x-plugway-cache" not in ask(theirs, "other").headers
+        assert calls(primary) == 4
+        # a hit is a request for rate limits: the key's third request passes, the fourth not
+        assert ask(ours).headers["x-plugway-cache"] == "hit"
+        assert ask(ours).headers["x-plugway-cache"] == "hit"
+        assert_openai_error(ask(ours), 429)
+        assert calls(primary) == 4
+
+
+def test_memory_is_bounded_by_entries_and_bytes(primary: FakeOpenAI, backup: FakeOpenAI) -> None:
+    # The fake echoes the prompt, so an answer's size follows its prompt's.
+    extra = CACHE + "max_entries = 2\nmax_bytes = 4000\nmax_entry_bytes = 3000\n"
+    with GatewayProcess(
+        two_target_config(primary, backup, extra), env={"PLUGWAY_MASTER_KEY": MASTER}
+    ) as gw:
+        client = gw.openai(api_key=MASTER)
+
+        def ask(text: str) -> str:
+            raw = client.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": text}]
+            )
+            return str(raw.headers["x-plugway-cache"])
+
+        def stats() -> dict[str, Any]:
+            answer = httpx.get(
+                gw.url + "/admin/cache", headers={"authorization": f"Bearer {MASTER}"}
+            )
+            assert answer.status_code == 200, answer.text
+            data: dict[str, Any] = answer.json()
+            return data
+
+        assert [ask(t) for t in ("a", "b", "c")] == ["miss"] * 3
+        assert stats()["entries"] == 2 and stats()["evictions"] == 1
+        assert [ask("c"), ask("b"), ask("a")] == ["hit", "hit", "miss"]  # a went first
+        # bytes: two 1.5 KB answers do not fit in 4 KB with the small ones... the oldest go
+        big = ["x" * 1500 + str(i) for i in range(3)]
+        assert [ask(t) for t in big] == ["miss"] * 3
+        described = stats()
+        assert described["entries"] <= 2 and described["bytes"] <= 4000
+        assert ask(big[2]) == "hit" and ask(big[0]) == "miss"
+        # over max_entry_bytes: never stored
+        huge = "y" * 3500
+        assert [ask(huge), ask(huge)] == ["miss", "miss"]
+        # admin needs the master key
+        assert httpx.get(gw.url + "/admin/cache").status_code == 401
+
+
+def redis_config(primary: FakeOpenAI, backup: FakeOpenAI, url: str) -> str:
+    return two_target_config(
+        primary, backup, CACHE + f'\n[state]\nbackend = "redis"\nurl = "{url}"\n'
+    )
+
+
+def test_redis_shares_entries_between_gateways_and_down_is_a_miss(
+    primary: FakeOpenAI, backup: FakeOpenAI
+) -> None:
+    with RedisServer() as redis_server:
+        config = redis_config(primary, backup, redis_server.url)
+        with GatewayProcess(config) as one, GatewayProcess(config) as two:
+            messages = unique("shared")
+            first = one.openai().chat.completions.with_raw_response.create(
+                model="chat", messages=messages
+            )
+            assert first.headers["x-plugway-cache"] == "miss"
+            deadline = time.monotonic() + 10
+            while True:  # the write goes to Redis off the answer's path
+                second = two.openai().chat.completions.with_raw_response.create(
+                    model="chat", messages=messages, stream=True
+                )
+                if second.headers["x-plugway-cache"] == "hit":
+                    break
+                list(second.parse())
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            text = "".join(c.choices[0].delta.content or "" for c in second.parse() if c.choices)
+            assert text == first.parse().choices[0].message.content
+            import redis
+
+            with redis.Redis(port=redis_server.port) as client:
+                stored = client.keys("plugway:cache:*")
+                assert stored and client.pttl(stored[0]) > 0
+                # compressed, and no prompt in clear
+                value = client.get(stored[0])
+                assert value is not None and b"shared" not in value
+            redis_server.stop()
+            before = calls(primary)
+            for gw in (one, two):
+                answer = gw.openai(max_retries=0).chat.completions.with_raw_response.create(
+                    model="chat", messages=messages
+                )
+                assert answer.http_response.status_code == 200
+                assert answer.headers["x-plugway-cache"] == "miss"
+            assert calls(primary) == before + 2
+            assert "shared" not in one.output()
+
+
+def test_zdr_refuses_the_cache_unless_allowed_in_process(tmp_path: Path) -> None:
+    from plugway.errors import ConfigError
+    from plugway.gateway import load_gateway
+
+    base = """
+[privacy]
+zdr = true
+
+[providers.up]
+type = "fake"
+zdr = true
+
+[[models]]
+name = "chat"
+targets = [{ provider = "up", model = "m" }]
+
+[plugins.cache]
+enabled = true
+"""
+    path = tmp_path / "zdr.toml"
+
+    def load(extra: str) -> str:
+        path.write_text(base + extra)
+        try:
+            load_gateway(path, environ={})
+        except ConfigError as exc:
+            return str(exc)
+        return ""
+
+    assert "allow_under_zdr" in load("")
+    assert load("allow_under_zdr = true\n") == ""
+    shared = load(
+        'allow_under_zdr = true\n[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:1/0"\n'
+    )
+    assert "plugins.cache" in shared and "cache" in shared
+    # the cache off: zdr does not mind it
+    path.write_text(base.replace("[plugins.cache]\nenabled = true\n", ""))
+    load_gateway(path, environ={})
