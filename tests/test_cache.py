@@ -3,6 +3,7 @@ counts its calls, driven by the openai SDK and httpx."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -465,3 +466,54 @@ enabled = true
     # the cache off: zdr does not mind it
     path.write_text(base.replace("[plugins.cache]\nenabled = true\n", ""))
     load_gateway(path, environ={})
+
+
+def test_cache_stats_and_clear_commands(primary: FakeOpenAI) -> None:
+    with RedisServer() as redis_server:
+        extra = CACHE + f'\n[state]\nbackend = "redis"\nurl = "{redis_server.url}"\n'
+        config = keyed_config(primary, new_db(), extra)
+        with GatewayProcess(config, env={"PLUGWAY_MASTER_KEY": MASTER}) as gw:
+            keys = {team: create_key(gw, team=team)["key"] for team in ("red", "blue")}
+            for team, key in keys.items():
+                for model in ("chat", "other"):
+                    httpx.post(
+                        gw.base_url + "/chat/completions",
+                        json={"model": model, "messages": unique(team)},
+                        headers={"authorization": f"Bearer {key}"},
+                        timeout=10,
+                    ).raise_for_status()
+            env = {"PLUGWAY_MASTER_KEY": MASTER}
+
+            def cache(*args: str) -> dict[str, Any]:
+                done = subprocess.run(
+                    [sys.executable, "-m", "plugway", "cache", *args, "--url", gw.url, "--json"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                    env={**os.environ, **env},
+                )
+                assert done.returncode == 0, done.stderr
+                data: dict[str, Any] = orjson.loads(done.stdout)
+                return data
+
+            deadline = time.monotonic() + 10
+            while cache("stats")["entries"] < 4:  # written off the answer's path
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert cache("stats", "--team", "red")["entries"] == 2
+            assert cache("stats", "--model", "other")["entries"] == 2
+            assert cache("clear", "--team", "red", "--model", "chat")["removed"] == 1
+            assert cache("stats")["entries"] == 3
+            assert cache("clear")["removed"] == 3
+            assert cache("stats")["entries"] == 0
+            env = {"PLUGWAY_MASTER_KEY": "wrong-master-key-0123456789"}
+            refused = subprocess.run(
+                [sys.executable, "-m", "plugway", "cache", "stats", "--url", gw.url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env={**os.environ, **env},
+            )
+            assert refused.returncode == 1 and "master key" in refused.stderr

@@ -233,12 +233,22 @@ def matcher(team: str | None, model: str | None) -> Callable[[str], bool]:
 
 
 @hookimpl
+def register_commands(commands: Any) -> None:
+    from plugway.plugins.cache import cli
+
+    cli.add_commands(commands)
+
+
+@hookimpl
 def register_routes(app: Any, config: Config) -> None:
     from sanic import HTTPResponse, Request
 
     async def stats(request: Request) -> HTTPResponse:
         _require_master(request.headers)
-        described = _rt.store.describe() if _rt.store is not None else {}
+        if _rt.store is None:
+            raise InvalidRequest("the cache has not started")
+        match = matcher(request.args.get("team"), request.args.get("model"))
+        described = await _rt.store.describe(match)
         return HTTPResponse(orjson.dumps(described), content_type="application/json")
 
     async def clear(request: Request) -> HTTPResponse:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import attrs
 from loguru import logger
+from plugway.errors import InvalidRequest
 from plugway.state import StateBackend
 
 
@@ -39,7 +40,7 @@ class Store(Protocol):
 
     async def clear(self, match: Callable[[str], bool]) -> int: ...
 
-    def describe(self) -> dict[str, object]: ...
+    async def describe(self, match: Callable[[str], bool]) -> dict[str, object]: ...
 
 
 class MemoryStore:
@@ -89,11 +90,14 @@ class MemoryStore:
         _, value = self._data.pop(key)
         self.bytes -= len(value)
 
-    def describe(self) -> dict[str, object]:
+    async def describe(self, match: Callable[[str], bool]) -> dict[str, object]:
+        """This worker's entries (those ``match`` takes) and counters."""
+        now = self.clock()
+        live = [v for k, (exp, v) in self._data.items() if exp > now and match(k)]
         return {
             "backend": "memory",
-            "entries": len(self._data),
-            "bytes": self.bytes,
+            "entries": len(live),
+            "bytes": sum(len(v) for v in live),
             "max_entries": self.max_entries,
             "max_bytes": self.max_bytes,
         } | attrs.asdict(self.stats)
@@ -127,11 +131,16 @@ class StateStore:
         except Exception as exc:
             self._failed("write", exc)
 
-    async def clear(self, match: Callable[[str], bool]) -> int:
+    async def _keys(self, match: Callable[[str], bool]) -> list[str]:
         scan = getattr(self.state, "scan_keys", None)
         if scan is None:
-            return 0
-        doomed = [key for key in await scan("cache:") if match(key)]
+            raise InvalidRequest(
+                f"the {self.state.config.backend!r} state backend cannot list its keys"
+            )
+        return [key for key in await scan("cache:") if match(key)]
+
+    async def clear(self, match: Callable[[str], bool]) -> int:
+        doomed = await self._keys(match)
         for key in doomed:
             await self.state.delete(key)
         return len(doomed)
@@ -147,5 +156,8 @@ class StateStore:
                 type(exc).__name__,
             )
 
-    def describe(self) -> dict[str, object]:
-        return {"backend": "state"} | attrs.asdict(self.stats)
+    async def describe(self, match: Callable[[str], bool]) -> dict[str, object]:
+        """The entries every gateway on the backend shares (those ``match`` takes), and this
+        worker's counters."""
+        entries = len(await self._keys(match))
+        return {"backend": self.state.config.backend, "entries": entries} | attrs.asdict(self.stats)
