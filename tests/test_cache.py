@@ -517,3 +517,121 @@ def test_cache_stats_and_clear_commands(primary: FakeOpenAI) -> None:
                 env={**os.environ, **env},
             )
             assert refused.returncode == 1 and "master key" in refused.stderr
+
+
+class WordsFake(FakeOpenAI):
+    """FakeOpenAI whose embeddings are bags of words (hashed into 64 dimensions), so
+    paraphrases sharing their words are close and unrelated texts are not."""
+
+    def _embeddings(self, body: Any) -> Any:
+        import hashlib
+        import re
+
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else list(inputs)
+        data = []
+        for i, item in enumerate(items):
+            vector = [0.0] * 64
+            for word in re.findall(r"[a-z]+", str(item).lower()):
+                vector[hashlib.sha256(word.encode()).digest()[0] % 64] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": 5, "total_tokens": 5},
+        }
+
+
+@pytest.fixture(scope="module")
+def words() -> Iterator[WordsFake]:
+    with WordsFake() as upstream:
+        yield upstream
+
+
+def test_semantic_cache_answers_paraphrases(words: WordsFake) -> None:
+    config = f"""
+[providers.up]
+type = "openai"
+base_url = "{words.url}/v1"
+api_key = "sk-words-0123456789"
+
+[[models]]
+name = "chat"
+targets = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+[[models]]
+name = "embed"
+targets = [{{ provider = "up", model = "text-embedding-3-small" }}]
+
+[plugins.cache]
+models = ["chat"]
+
+[plugins.semantic_cache]
+enabled = true
+embedding_model = "embed"
+threshold = 0.9
+"""
+    with GatewayProcess(config) as gw:
+        client = gw.openai()
+
+        def ask(text: str, **extra: Any) -> tuple[str, str]:
+            raw = client.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": text}], **extra
+            )
+            return raw.headers["x-plugway-cache"], raw.parse().choices[0].message.content or ""
+
+        result, original = ask("What is the capital of France?")
+        assert result == "miss" and calls(words) == 1
+        # same words, other case and punctuation; one more word (cosine 0.93)
+        assert ask("what is the capital of france") == ("hit", original)
+        assert ask("What is the capital city of France?") == ("hit", original)
+        assert calls(words) == 1
+        # unrelated: a miss
+        assert ask("How long should bread dough rise?")[0] == "miss"
+        assert calls(words) == 2
+        # other parameters: never answered from another parameter set's entry
+        assert ask("what is the capital of france", max_tokens=3)[0] == "miss"
+        assert calls(words) == 3
+        # a streamed paraphrase replays the entry
+        stream = client.chat.completions.create(
+            model="chat",
+            messages=[{"role": "user", "content": "What is the capital of France, exactly?"}],
+            stream=True,
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == original and calls(words) == 3
+        # requests with tools are left to the exact cache
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        assert ask("what is the capital of France", tools=tools)[0] == "miss"
+        assert calls(words) == 4
+        records = gw.request_logs(wait_for=7)
+        assert "capital" not in orjson.dumps(records).decode()
+        semantic = [r for r in records if r["tags"].get("cache_match") == "semantic"]
+        assert len(semantic) == 3 and all(r["tags"]["cache"] == "hit" for r in semantic)
+
+
+def test_semantic_cache_config_is_checked(tmp_path: Path) -> None:
+    from plugway.errors import ConfigError
+    from plugway.gateway import load_gateway
+
+    path = tmp_path / "semantic.toml"
+    path.write_text("""
+[providers.up]
+type = "fake"
+
+[[models]]
+name = "chat"
+targets = [{ provider = "up", model = "m" }]
+
+[plugins.semantic_cache]
+enabled = true
+embedding_model = "nowhere"
+threshold = 1.5
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_gateway(path, environ={})
+    text = str(caught.value)
+    assert "plugins.semantic_cache.embedding_model" in text
+    assert "plugins.semantic_cache.threshold" in text
+    assert "turn [plugins.cache] on" in text

@@ -16,7 +16,7 @@ import hmac
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import orjson
@@ -50,6 +50,18 @@ def plugway_enabled(config: Config) -> bool:
     return settings.enabled(config.plugin_settings[NAME])
 
 
+class Matcher(Protocol):
+    """A second look-up on an exact miss: the ``semantic_cache`` plugin's index."""
+
+    async def probe(self, ctx: RequestContext, route: str, scope: str) -> Any: ...
+
+    def nearest(self, probe: Any) -> str | None: ...
+
+    def forget(self, probe: Any, key: str) -> None: ...
+
+    def add(self, probe: Any, key: str, ttl: float) -> None: ...
+
+
 @attrs.define
 class Pending:
     """A miss to store once it succeeds."""
@@ -57,6 +69,7 @@ class Pending:
     key: str
     ttl: float
     recording: replay.Recording | None = None
+    probe: Any = None  # the semantic index's view of the request, to add it once stored
 
 
 @attrs.define
@@ -66,9 +79,15 @@ class _Runtime:
     rules: dict[str, RouteRule] = attrs.field(factory=dict)
     endpoints: frozenset[str] = frozenset()
     store: Store | None = None
+    matcher: Matcher | None = None
 
 
 _rt = _Runtime()
+
+
+def set_matcher(matcher: Matcher | None) -> None:
+    """Install (or remove) the look-up an exact miss consults (the semantic cache)."""
+    _rt.matcher = matcher
 
 
 def store() -> Store | None:
@@ -132,9 +151,18 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
         _mark(ctx, "bypass")
         return None
     key = keying.cache_key(ctx, route.name, cache.scope)
+    probe = None
     if controls.read:
-        data = await cache_store.get(key)
-        entry = _decode(data) if data is not None else None
+        entry = await _entry(cache_store, key)
+        if entry is None and _rt.matcher is not None:
+            probe = await _rt.matcher.probe(ctx, route.name, cache.scope)
+            similar = _rt.matcher.nearest(probe) if probe is not None else None
+            if similar is not None:
+                entry = await _entry(cache_store, similar)
+                if entry is None:
+                    _rt.matcher.forget(probe, similar)
+                else:
+                    ctx.tags["cache_match"] = "semantic"
         if entry is not None:
             cache_store.stats.hits += 1
             _mark(ctx, "hit")
@@ -147,7 +175,9 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
     ttl = _ttl(ctx, controls, route.name)
     if ttl <= 0:
         return None
-    pending = Pending(key, ttl)
+    if probe is None and _rt.matcher is not None and not controls.read:
+        probe = await _rt.matcher.probe(ctx, route.name, cache.scope)
+    pending = Pending(key, ttl, probe=probe)
     ctx.state[STATE] = pending
     if ctx.stream:
         pending.recording = replay.Recording()
@@ -158,6 +188,11 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
 def _mark(ctx: RequestContext, result: str) -> None:
     ctx.tags[NAME] = result
     ctx.response_headers[HEADER] = result
+
+
+async def _entry(cache_store: Store, key: str) -> dict[str, Any] | None:
+    data = await cache_store.get(key)
+    return _decode(data) if data is not None else None
 
 
 def _decode(data: bytes) -> dict[str, Any] | None:
@@ -199,6 +234,8 @@ async def post_response(ctx: RequestContext, response: ProviderResponse | None) 
     else:
         # a network write: off the answer's path
         _rt.gateway.spawn(cache_store.put(pending.key, data, pending.ttl))
+    if pending.probe is not None and _rt.matcher is not None:
+        _rt.matcher.add(pending.probe, pending.key, pending.ttl)
 
 
 # -- admin: stats and clear ----------------------------------------------------------------------
