@@ -635,3 +635,98 @@ threshold = 1.5
     assert "plugins.semantic_cache.embedding_model" in text
     assert "plugins.semantic_cache.threshold" in text
     assert "turn [plugins.cache] on" in text
+
+
+# -- units -------------------------------------------------------------------------------------
+
+
+def test_key_ignores_what_does_not_change_the_answer_and_is_scoped() -> None:
+    from plugway.context import RequestContext
+    from plugway.plugins.cache.keying import cache_key
+
+    def ctx(body: dict[str, Any], team: str | None = None, key: str | None = None) -> Any:
+        made = RequestContext(endpoint="chat.completions", body=body, headers={}, principal=key)
+        if team is not None:
+            made.tags["team"] = team
+        return made
+
+    base = {"model": "a", "messages": QUESTION, "temperature": 0, "max_tokens": 5}
+    same = {
+        "max_tokens": 5,
+        "temperature": 0,
+        "messages": QUESTION,
+        "model": "alias",
+        "user": "u",
+        "metadata": {"x": "1"},
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    assert cache_key(ctx(base), "chat", "team") == cache_key(ctx(same), "chat", "team")
+    assert cache_key(ctx(base), "chat", "team") != cache_key(
+        ctx({**base, "seed": 1}), "chat", "team"
+    )
+    assert cache_key(ctx(base), "chat", "team") != cache_key(ctx(base), "other", "team")
+    red, blue = ctx(base, "red", "k1"), ctx(base, "blue", "k1")
+    assert cache_key(red, "chat", "team") != cache_key(blue, "chat", "team")
+    assert cache_key(red, "chat", "global") == cache_key(blue, "chat", "global")
+    assert cache_key(red, "chat", "key") != cache_key(ctx(base, "red", "k2"), "chat", "key")
+    # a team name cannot reach into another team's keys
+    assert cache_key(ctx(base, "a:b"), "chat", "key").split(":")[3] == "a%3Ab"
+    assert "France" not in cache_key(red, "chat", "team")
+
+
+def test_an_entry_that_does_not_fit_the_door_hands_over_to_upstream() -> None:
+    import asyncio
+
+    from plugway.context import RequestContext, Target
+    from plugway.errors import InvalidRequest
+    from plugway.plugins.cache.replay import CachedProvider
+
+    seen: list[str] = []
+    entry = {"body": {"object": "list", "data": []}, "at": 0}
+    provider = CachedProvider(entry, lambda ctx: seen.append(ctx.request_id))
+    ctx = RequestContext(endpoint="chat.completions", body={}, headers={})
+    target = Target("p", "m")
+    with pytest.raises(InvalidRequest):
+        asyncio.run(provider.chat(ctx, target, {}))
+    assert seen == [ctx.request_id]
+    moderation = CachedProvider({"body": {"id": "modr", "results": []}, "at": 0})
+    assert asyncio.run(moderation.moderations(ctx, target, {})).body["id"] == "modr"
+
+
+def test_assembled_stream_keeps_pieces_tools_and_usage() -> None:
+    from plugway.plugins.cache.replay import ReplayStream, assemble
+    from plugway.sse import iter_data
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    parts = [
+        event({"role": "assistant", "content": ""}),
+        event({"content": "Hel"}) + event({"content": "lo"}),
+        event(
+            {"tool_calls": [{"index": 0, "id": "t", "function": {"name": "f", "arguments": ""}}]}
+        ),
+        event({"tool_calls": [{"index": 0, "function": {"arguments": '{"a"'}}]}),
+        event({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}),
+        event({}, "tool_calls"),
+    ]
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assembled = assemble(parts, usage)
+    assert assembled is not None
+    body, pieces = assembled
+    message = body["choices"][0]["message"]
+    assert message["content"] == "Hello" and pieces == [["Hel", "lo"]]
+    assert message["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a": 1}'}
+    assert body["usage"] == usage and body["choices"][0]["finish_reason"] == "tool_calls"
+    replayed = [orjson.loads(p) for p in iter_data(ReplayStream(body, pieces, True).events())]
+    assert [c["choices"][0]["delta"].get("content") for c in replayed if c["choices"]][1:3] == [
+        "Hel",
+        "lo",
+    ]
+    assert replayed[-1] == {**replayed[-1], "choices": [], "usage": usage}
+    # a stream that never finished, or carried an error, is not an answer to keep
+    assert assemble(parts[:-1], usage) is None
+    assert assemble([*parts[:2], b'data: {"error": {"message": "x"}}\n\n'], usage) is None

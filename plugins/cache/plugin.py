@@ -169,7 +169,7 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
             ctx.response_headers["age"] = str(int(max(0.0, time.time() - entry["at"])))
             saved = entry.get("cost")
             ctx.state[SAVED] = float(saved) if isinstance(saved, (int, float)) else 0.0
-            return CacheLookup(hit=replay.CachedProvider(entry))
+            return CacheLookup(hit=replay.CachedProvider(entry, _unfit))
         cache_store.stats.misses += 1
     _mark(ctx, "miss" if controls.read else "bypass")
     ttl = _ttl(ctx, controls, route.name)
@@ -183,6 +183,15 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
         pending.recording = replay.Recording()
         return CacheLookup(record=replay.recorder(pending.recording, cache.max_entry_bytes))
     return None
+
+
+def _unfit(ctx: RequestContext) -> None:
+    """The entry could not answer this door: the request goes upstream as a miss (not
+    stored: the entry is there)."""
+    _mark(ctx, "miss")
+    ctx.response_headers.pop("age", None)
+    ctx.state.pop(SAVED, None)
+    ctx.tags.pop("cache_match", None)
 
 
 def _mark(ctx: RequestContext, result: str) -> None:

@@ -23,25 +23,33 @@ from plugway.sse import iter_data, sse_event
 class CachedProvider(Provider):
     """Answers one request from one entry, in whatever form the door asks for."""
 
-    def __init__(self, entry: Mapping[str, Any]) -> None:
+    def __init__(
+        self, entry: Mapping[str, Any], unfit: Callable[[RequestContext], None] | None = None
+    ) -> None:
         super().__init__("cache", ProviderSettings(type="cache"))
         self.entry = entry
+        #: Called when the entry cannot answer the door (the request then goes upstream).
+        self.unfit = unfit
 
-    def _response(self, obj: str) -> ProviderResponse:
+    def _response(self, ctx: RequestContext, obj: str) -> ProviderResponse:
         body = self.entry["body"]
-        if not isinstance(body, dict) or body.get("object") != obj:
+        if not isinstance(body, dict) or (
+            body.get("object") != obj if obj else "results" not in body
+        ):
+            if self.unfit is not None:
+                self.unfit(ctx)
             raise InvalidRequest("the cached entry is not an answer of this kind", code="cache")
         return ProviderResponse(body)
 
     async def chat(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
-        return self._response("chat.completion")
+        return self._response(ctx, "chat.completion")
 
     async def chat_stream(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ChunkStream:
-        answer = self._response("chat.completion").body
+        answer = self._response(ctx, "chat.completion").body
         options = body.get("stream_options")
         with_usage = isinstance(options, dict) and options.get("include_usage") is True
         return ReplayStream(answer, self.entry.get("deltas"), with_usage)
@@ -49,15 +57,12 @@ class CachedProvider(Provider):
     async def embeddings(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
-        return self._response("list")
+        return self._response(ctx, "list")
 
     async def moderations(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
-        body_ = self.entry["body"]
-        if not isinstance(body_, dict) or "results" not in body_:
-            raise InvalidRequest("the cached entry is not a moderation", code="cache")
-        return ProviderResponse(body_)
+        return self._response(ctx, "")  # a moderation: {"id", "model", "results"}
 
 
 class ReplayStream(ChunkStream):
