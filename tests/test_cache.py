@@ -339,6 +339,19 @@ def test_two_teams_never_share_and_hits_count_as_requests(primary: FakeOpenAI) -
         assert ask(ours).headers["x-plugway-cache"] == "hit"
         assert_openai_error(ask(ours), 429)
         assert calls(primary) == 4
+        # a hit costs nothing against a budget: at $0.027 a call, a $0.10 budget pays for 3
+        # calls; one call and four hits all pass
+        budgeted = create_key(gw, team="budgeted", limits={"budget_usd": 0.1})["key"]
+        for expected in ("miss", "hit", "hit", "hit", "hit"):
+            answer = httpx.post(
+                gw.base_url + "/chat/completions",
+                json={"model": "chat", "messages": messages, "max_tokens": 10},
+                headers={"authorization": f"Bearer {budgeted}"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["x-plugway-cache"] == expected
+        assert calls(primary) == 5
 
 
 def test_memory_is_bounded_by_entries_and_bytes(primary: FakeOpenAI, backup: FakeOpenAI) -> None:
@@ -730,3 +743,37 @@ def test_assembled_stream_keeps_pieces_tools_and_usage() -> None:
     # a stream that never finished, or carried an error, is not an answer to keep
     assert assemble(parts[:-1], usage) is None
     assert assemble([*parts[:2], b'data: {"error": {"message": "x"}}\n\n'], usage) is None
+
+
+def test_memory_store_expires_entries_on_its_clock() -> None:
+    import asyncio
+
+    from plugway.plugins.cache.stores import MemoryStore
+
+    now = [100.0]
+    store = MemoryStore(10, 1000, clock=lambda: now[0])
+
+    async def run() -> list[bytes | None]:
+        await store.put("a", b"x", ttl=5)
+        seen = [await store.get("a")]
+        now[0] += 5
+        seen.append(await store.get("a"))
+        return seen
+
+    assert asyncio.run(run()) == [b"x", None] and store.bytes == 0
+
+
+def test_route_ttls_and_settings_are_checked() -> None:
+    from plugway.plugins.cache.settings import CacheSettings, check, route_rules
+
+    rules = route_rules(CacheSettings(models={"chat": {"ttl": 60}, "embed": {}}))
+    assert rules["chat"].ttl == 60 and rules["embed"].ttl is None
+    assert list(route_rules(CacheSettings(models=["a", "b"]))) == ["a", "b"]
+    problems = check(
+        CacheSettings(models={"chat": {"ttl": "soon"}}, scope="world", endpoints=["responses"]),
+        "memory",
+        zdr=False,
+    )
+    text = "\n".join(problems)
+    assert "plugins.cache.models.chat.ttl" in text and "plugins.cache.scope" in text
+    assert "plugins.cache.endpoints[0]" in text
