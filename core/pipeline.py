@@ -61,6 +61,9 @@ async def attempt_plan(
 ) -> T:
     """Try the plan's targets until one succeeds, as ``on_failure`` decides.
 
+    First, when a plugin implements ``cached_response``, a cache may answer: ``operation``
+    then runs once with the cache's provider and no attempt is made (see that hook).
+
     Each attempt is bounded by its provider's ``timeout`` and by what is left of the request's
     deadline. When ``hedge_delay`` answers a delay, the attempt races the next target once
     the delay passes (see that hook); ``discard`` releases a result that lost such a race.
