@@ -187,12 +187,18 @@ def _retains_content(plugin: object) -> bool | None:
 
 
 def deactivate_idle(plugins: LoadedPlugins, config: Any) -> LoadedPlugins:
-    """Unregister the plugins whose ``plugway_enabled(config)`` is False."""
+    """Unregister the plugins whose ``plugway_enabled(config)`` is False, and settle the
+    declarations that depend on the config (``PLUGWAY_RETAINS_CONTENT(config)``)."""
     idle = []
+    infos = []
     for info in plugins.infos:
         plugin = plugins.pm.get_plugin(info.name)
+        declared = getattr(plugin, "PLUGWAY_RETAINS_CONTENT", None)
+        if callable(declared):
+            info = attrs.evolve(info, retains_content=bool(declared(config)))
+        infos.append(info)
         enabled = getattr(plugin, "plugway_enabled", None)
         if plugin is not None and callable(enabled) and not enabled(config):
             plugins.pm.unregister(plugin)
             idle.append(info.name)
-    return attrs.evolve(plugins, idle=tuple(idle))
+    return attrs.evolve(plugins, idle=tuple(idle), infos=tuple(infos))
