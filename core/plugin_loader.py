@@ -194,9 +194,8 @@ def deactivate_idle(plugins: LoadedPlugins, config: Any) -> LoadedPlugins:
     for info in plugins.infos:
         plugin = plugins.pm.get_plugin(info.name)
         declared = getattr(plugin, "PLUGWAY_RETAINS_CONTENT", None)
-        if callable(declared):
-            info = attrs.evolve(info, retains_content=bool(declared(config)))
-        infos.append(info)
+        settled = bool(declared(config)) if callable(declared) else info.retains_content
+        infos.append(attrs.evolve(info, retains_content=settled))
         enabled = getattr(plugin, "plugway_enabled", None)
         if plugin is not None and callable(enabled) and not enabled(config):
             plugins.pm.unregister(plugin)

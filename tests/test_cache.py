@@ -585,8 +585,8 @@ enabled = true
 embedding_model = "embed"
 threshold = 0.9
 """
-    with GatewayProcess(config) as gw:
-        client = gw.openai()
+    with GatewayProcess(config, env={"PLUGWAY_MASTER_KEY": MASTER}) as gw:
+        client = gw.openai(api_key=MASTER)
 
         def ask(text: str, **extra: Any) -> tuple[str, str]:
             raw = client.chat.completions.with_raw_response.create(
@@ -618,6 +618,9 @@ threshold = 0.9
         tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
         assert ask("what is the capital of France", tools=tools)[0] == "miss"
         assert calls(words) == 4
+        stats = httpx.get(gw.url + "/admin/cache", headers={"authorization": f"Bearer {MASTER}"})
+        # France, bread, and France with max_tokens = 3 (the tools request is not indexed)
+        assert stats.json()["semantic_vectors"] == 3 and stats.json()["entries"] == 4
         records = gw.request_logs(wait_for=7)
         assert "capital" not in orjson.dumps(records).decode()
         semantic = [r for r in records if r["tags"].get("cache_match") == "semantic"]

@@ -61,6 +61,8 @@ class Matcher(Protocol):
 
     def add(self, probe: Any, key: str, ttl: float) -> None: ...
 
+    def size(self) -> int: ...
+
 
 @attrs.define
 class Pending:
@@ -295,6 +297,8 @@ def register_routes(app: Any, config: Config) -> None:
             raise InvalidRequest("the cache has not started")
         match = matcher(request.args.get("team"), request.args.get("model"))
         described = await _rt.store.describe(match)
+        if _rt.matcher is not None:
+            described["semantic_vectors"] = _rt.matcher.size()  # this worker's index
         return HTTPResponse(orjson.dumps(described), content_type="application/json")
 
     async def clear(request: Request) -> HTTPResponse:
