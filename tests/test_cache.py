@@ -214,6 +214,19 @@ def test_embeddings_and_anthropic_door_are_cached(
     with claude.messages.stream(model="chat", max_tokens=50, messages=messages) as stream:
         assert stream.get_final_text() == one.content[0].text  # type: ignore[union-attr]
     assert calls(primary) == 1
+    # keyed on the Anthropic body as sent: top_k (which the OpenAI form drops) makes another
+    # entry; extended thinking, which the OpenAI form of the answer cannot carry, is not cached
+    other = claude.messages.with_raw_response.create(
+        model="chat", max_tokens=50, messages=messages, extra_body={"top_k": 5}
+    )
+    assert other.headers["x-plugway-cache"] == "miss" and calls(primary) == 2
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    for _ in range(2):
+        thought = claude.messages.with_raw_response.create(
+            model="chat", max_tokens=2000, messages=messages, thinking=thinking
+        )
+        assert thought.headers["x-plugway-cache"] == "bypass"
+    assert calls(primary) == 4
 
 
 def test_failures_are_not_stored(cached: GatewayProcess, primary: FakeOpenAI) -> None:

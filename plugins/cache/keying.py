@@ -74,8 +74,11 @@ def semantic_body(body: Mapping[str, Any]) -> dict[str, Any]:
 def cache_key(ctx: RequestContext, route: str, scope: str) -> str:
     """``cache:v1:<scope>:<route>:<hash>``: the route and scope readable (for ``plugway cache
     clear --team/--model``), the body only as a hash."""
+    # A door that translated the client's body keys on what the client sent (the translation
+    # may leave out fields that change the answer).
+    body = ctx.state.get("inbound_body", ctx.body)
     canonical = orjson.dumps(
-        [ctx.endpoint, semantic_body(ctx.body)],
+        [ctx.endpoint, semantic_body(body)],
         option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
     )
     digest = hashlib.blake2b(canonical, digest_size=20).hexdigest()

@@ -147,8 +147,10 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
     if not cache.enabled and route.name not in _rt.rules:
         return None
     controls = keying.controls(ctx.headers, cache.max_ttl)
-    if not controls.write or (
-        keying.nondeterministic(ctx.body) and not cache.cache_nondeterministic
+    if (
+        not controls.write
+        or ctx.state.get("canonical_lossy")  # the answer's OpenAI form would not be faithful
+        or (keying.nondeterministic(ctx.body) and not cache.cache_nondeterministic)
     ):
         _mark(ctx, "bypass")
         return None
