@@ -619,6 +619,16 @@ threshold = 0.9
         # other parameters: never answered from another parameter set's entry
         assert ask("what is the capital of france", max_tokens=3)[0] == "miss"
         assert calls(words) == 3
+        # another system prompt is another conversation: not answered from this one
+        other_system = client.chat.completions.with_raw_response.create(
+            model="chat",
+            messages=[
+                {"role": "system", "content": "Answer in French."},
+                {"role": "user", "content": "what is the capital of france"},
+            ],
+        )
+        assert other_system.headers["x-plugway-cache"] == "miss"
+        assert calls(words) == 4
         # a streamed paraphrase replays the entry
         stream = client.chat.completions.create(
             model="chat",
@@ -626,15 +636,16 @@ threshold = 0.9
             stream=True,
         )
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        assert text == original and calls(words) == 3
+        assert text == original and calls(words) == 4
         # requests with tools are left to the exact cache
         tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
         assert ask("what is the capital of France", tools=tools)[0] == "miss"
-        assert calls(words) == 4
+        assert calls(words) == 5
         stats = httpx.get(gw.url + "/admin/cache", headers={"authorization": f"Bearer {MASTER}"})
-        # France, bread, and France with max_tokens = 3 (the tools request is not indexed)
-        assert stats.json()["semantic_vectors"] == 3 and stats.json()["entries"] == 4
-        records = gw.request_logs(wait_for=7)
+        # France, bread, France with max_tokens = 3 and France in French (the tools request is
+        # not indexed)
+        assert stats.json()["semantic_vectors"] == 4 and stats.json()["entries"] == 5
+        records = gw.request_logs(wait_for=8)
         assert "capital" not in orjson.dumps(records).decode()
         semantic = [r for r in records if r["tags"].get("cache_match") == "semantic"]
         assert len(semantic) == 3 and all(r["tags"]["cache"] == "hit" for r in semantic)

@@ -202,8 +202,21 @@ class Matcher:
         vector = await self._embed(text)
         if vector is None:
             return None
-        params = keying.semantic_body(ctx.body)
-        params.pop("messages", None)
+        # Everything but the embedded text must match exactly: the parameters and, when only
+        # the last user message is embedded, the conversation before it (system prompt
+        # included).
+        params = keying.semantic_body(ctx.state.get("inbound_body", ctx.body))
+        messages = params.pop("messages", None)
+        if self.settings.text == "last_user" and isinstance(messages, list):
+            last = max(
+                (
+                    i
+                    for i, m in enumerate(messages)
+                    if isinstance(m, dict) and m.get("role") == "user"
+                ),
+                default=None,
+            )
+            params["context"] = [m for i, m in enumerate(messages) if i != last]
         digest = hashlib.blake2b(
             orjson.dumps([ctx.endpoint, params], option=orjson.OPT_SORT_KEYS), digest_size=12
         ).hexdigest()
