@@ -804,3 +804,38 @@ def test_route_ttls_and_settings_are_checked() -> None:
     text = "\n".join(problems)
     assert "plugins.cache.models.chat.ttl" in text and "plugins.cache.scope" in text
     assert "plugins.cache.endpoints[0]" in text
+
+
+CANNED = Path(__file__).parent / "hook_plugins" / "response_cache.py"
+
+
+def test_hook_cached_response(primary: FakeOpenAI, backup: FakeOpenAI) -> None:
+    """A third-party cache on the hook: hits need no attempt (streamed or not), an entry that
+    does not fit the door hands over to the plan, and a miss's stream is seen as it passes."""
+    with GatewayProcess(two_target_config(primary, backup), plugins=[CANNED]) as gw:
+        client = gw.openai()
+
+        def ask(text: str) -> Any:
+            return client.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": text}]
+            )
+
+        hit = ask("canned?")
+        assert hit.parse().choices[0].message.content == "canned answer"
+        assert hit.headers["x-plugway-attempts"] == "0" and calls(primary) == 0
+        stream = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "canned?"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+            "canned answer"
+        )
+        unfit = ask("unfit")
+        assert unfit.parse().choices[0].message.content == "echo: unfit"
+        assert unfit.headers["x-plugway-attempts"] == "1" and calls(primary) == 1
+        streamed = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "pass me"}], stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        assert text.strip() == "echo: pass me"
+        streams, size = ask("how many?").headers["x-canned-seen"].split(":")
+        assert streams == "1" and int(size) > len(text)
