@@ -92,11 +92,6 @@ def set_matcher(matcher: Matcher | None) -> None:
     _rt.matcher = matcher
 
 
-def store() -> Store | None:
-    """This worker's store, once started."""
-    return _rt.store
-
-
 @hookimpl
 def register_settings(register: Callable[..., None]) -> None:
     register(NAME, CacheSettings)
@@ -128,7 +123,8 @@ def plugway_shutdown() -> None:
     _rt.store = None
 
 
-def _ttl(ctx: RequestContext, controls: keying.Controls, route: str) -> float:
+def _ttl(controls: keying.Controls, route: str) -> float:
+    """The request's TTL, else its route's, else the cache's."""
     if controls.ttl is not None:
         return controls.ttl
     rule = _rt.rules.get(route)
@@ -176,7 +172,7 @@ async def cached_response(ctx: RequestContext) -> CacheLookup | None:
             return CacheLookup(hit=replay.CachedProvider(entry, _unfit))
         cache_store.stats.misses += 1
     _mark(ctx, "miss" if controls.read else "bypass")
-    ttl = _ttl(ctx, controls, route.name)
+    ttl = _ttl(controls, route.name)
     if ttl <= 0:
         return None
     if probe is None and _rt.matcher is not None and not controls.read:
