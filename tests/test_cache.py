@@ -259,8 +259,21 @@ def metric(text: str, name: str) -> float:
 def test_a_hit_costs_nothing_and_its_saving_is_counted(
     primary: FakeOpenAI, backup: FakeOpenAI, tmp_path: Path
 ) -> None:
-    store = tmp_path / "requests.db"
-    extra = CACHE + f'\n[plugins.store]\npath = "{store}"\nflush_interval = 0.05\n'
+    store, spans = tmp_path / "requests.db", tmp_path / "spans.jsonl"
+    extra = (
+        CACHE
+        + f"""
+[plugins.store]
+path = "{store}"
+flush_interval = 0.05
+
+[plugins.otel]
+enabled = true
+exporter = "file"
+file = "{spans}"
+export_delay = 0.05
+"""
+    )
     with GatewayProcess(two_target_config(primary, backup, extra)) as gw:
         client = gw.openai()
         messages = unique("priced")
@@ -296,6 +309,22 @@ def test_a_hit_costs_nothing_and_its_saving_is_counted(
         assert rows[ids[0]][:2] == ("miss", None)
         assert rows[ids[1]][0] == "hit" and rows[ids[1]][1] == pytest.approx(cost)
         assert rows[ids[1]][2] == 0
+        while True:
+            found = [
+                span["attributes"]
+                for span in map(
+                    orjson.loads, spans.read_text().splitlines() if spans.exists() else []
+                )
+                if span["attributes"].get("plugway.request_id") in ids
+            ]
+            if len(found) >= 2:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        verdicts = {a["plugway.request_id"]: a for a in found}
+        assert verdicts[ids[0]]["plugway.cache"] == "miss"
+        assert verdicts[ids[1]]["plugway.cache"] == "hit"
+        assert verdicts[ids[1]]["plugway.cache.saved_usd"] == pytest.approx(cost)
     report = plugway("usage", "--db", str(store), "--json")
     assert report.returncode == 0, report.stderr
     total = orjson.loads(report.stdout)["total"]["cache"]
