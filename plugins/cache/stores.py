@@ -21,6 +21,9 @@ from loguru import logger
 from plugway.errors import InvalidRequest
 from plugway.state import StateBackend
 
+#: Entries bigger than this are (de)compressed on a thread, not on the event loop.
+OFF_LOOP_BYTES = 64 * 1024
+
 
 @attrs.define
 class Stats:
@@ -117,14 +120,23 @@ class StateStore:
         try:
             async with asyncio.timeout(self.timeout):
                 text = await self.state.get(key)
-            return None if text is None else zlib.decompress(base64.b64decode(text))
+            if text is None:
+                return None
+            packed = base64.b64decode(text)
+            if len(packed) > OFF_LOOP_BYTES:
+                return await asyncio.to_thread(zlib.decompress, packed)
+            return zlib.decompress(packed)
         except Exception as exc:
             self._failed("read", exc)
             return None
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         try:
-            text = base64.b64encode(zlib.compress(value, 6)).decode()
+            if len(value) > OFF_LOOP_BYTES:
+                packed = await asyncio.to_thread(zlib.compress, value, 6)
+            else:
+                packed = zlib.compress(value, 6)
+            text = base64.b64encode(packed).decode()
             async with asyncio.timeout(self.timeout):
                 await self.state.set(key, text, ttl)
             self.stats.writes += 1
