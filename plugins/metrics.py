@@ -160,9 +160,12 @@ class Metrics:
             ("result",),
             registry=reg,
         )
+        # Labelled, like every counter here: an unlabelled one writes a sample file in every
+        # process that builds the metrics, the main process included.
         self.cache_saved = prom.Counter(
             "plugway_cache_saved_usd",
             "US dollars the response cache saved: what its hits cost when first answered.",
+            ("model",),
             registry=reg,
         )
         self.attempts = prom.Counter(
@@ -267,7 +270,7 @@ class Metrics:
             self._child(self.cache_requests, cache).inc()
             saved = ctx.state.get("cache_saved_usd")
             if saved:
-                self.cache_saved.inc(saved)
+                self._child(self.cache_saved, model).inc(saved)
         for kind, count in tokens.by_class().items():
             if count and cache != "hit":  # a cached answer used no upstream tokens
                 self._child(self.tokens, model, provider, kind).inc(count)

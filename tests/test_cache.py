@@ -293,7 +293,7 @@ export_delay = 0.05
             assert time.monotonic() < deadline, text
             time.sleep(0.05)
         assert metric(text, 'plugway_cache_requests_total{result="miss"}') == 1
-        assert metric(text, "plugway_cache_saved_usd_total") == pytest.approx(cost)
+        assert metric(text, 'plugway_cache_saved_usd_total{model="chat"}') == pytest.approx(cost)
         while True:
             with sqlite3.connect(store) as conn:
                 rows = dict(
