@@ -599,9 +599,15 @@ class WordsFake(FakeOpenAI):
 
 
 @pytest.fixture(scope="module")
-def words() -> Iterator[WordsFake]:
+def words_upstream() -> Iterator[WordsFake]:
     with WordsFake() as upstream:
         yield upstream
+
+
+@pytest.fixture
+def words(words_upstream: WordsFake) -> WordsFake:
+    words_upstream.reset()
+    return words_upstream
 
 
 def test_semantic_cache_answers_paraphrases(words: WordsFake) -> None:
@@ -868,3 +874,56 @@ def test_hook_cached_response(primary: FakeOpenAI, backup: FakeOpenAI) -> None:
         assert text.strip() == "echo: pass me"
         streams, size = ask("how many?").headers["x-canned-seen"].split(":")
         assert streams == "1" and int(size) > len(text)
+
+
+def test_semantic_vectors_are_shared_through_redis(words: WordsFake) -> None:
+    with RedisServer() as redis_server:
+        config = f"""
+[providers.up]
+type = "openai"
+base_url = "{words.url}/v1"
+api_key = "sk-words-0123456789"
+
+[[models]]
+name = "chat"
+targets = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+[[models]]
+name = "embed"
+targets = [{{ provider = "up", model = "text-embedding-3-small" }}]
+
+[state]
+backend = "redis"
+url = "{redis_server.url}"
+
+[plugins.cache]
+models = ["chat"]
+
+[plugins.semantic_cache]
+enabled = true
+embedding_model = "embed"
+threshold = 0.9
+sync_interval = 0.05
+"""
+        env = {"PLUGWAY_MASTER_KEY": MASTER}
+        with GatewayProcess(config, env=env) as one, GatewayProcess(config, env=env) as two:
+            first = one.openai(api_key=MASTER).chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "What is the capital of France?"}],
+            )
+            deadline = time.monotonic() + 10
+            while True:  # the other gateway reads the published vector on its next sync
+                stats = httpx.get(
+                    two.url + "/admin/cache", headers={"authorization": f"Bearer {MASTER}"}
+                ).json()
+                if stats["semantic_vectors"] >= 1 and stats["entries"] >= 1:
+                    break
+                assert time.monotonic() < deadline, stats
+                time.sleep(0.05)
+            paraphrase = two.openai(api_key=MASTER).chat.completions.with_raw_response.create(
+                model="chat",
+                messages=[{"role": "user", "content": "what is the capital city of france"}],
+            )
+            assert paraphrase.headers["x-plugway-cache"] == "hit"
+            assert paraphrase.parse().choices[0].message.content == first.choices[0].message.content
+            assert calls(words) == 1

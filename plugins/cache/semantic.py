@@ -8,7 +8,9 @@ cosine similarity; above ``threshold`` (0.95 by default) its entry answers. The 
 vectors and entry keys only; answers stay in the cache's store (in-process or Redis).
 
 The index is in-process (numpy, at most ``max_entries`` vectors per worker, oldest dropped
-first): each worker learns its own prompts. Requests with tools are left alone unless
+first). When the cache is on a shared backend (Redis), each new vector is also published there
+and every worker and machine on it reads the others' every ``sync_interval`` seconds, so all
+learn every prompt; searches stay in-process. Requests with tools are left alone unless
 ``with_tools = true``. The embedding calls are internal: they are not logged or priced as
 requests of their own.
 """
@@ -16,7 +18,10 @@ requests of their own.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -32,7 +37,9 @@ from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
 from plugway.plugins.cache import keying
 from plugway.plugins.cache import plugin as exact
+from plugway.plugins.cache import settings as cache_settings
 from plugway.provider import Provider, ProviderResponse
+from plugway.state import StateBackend
 
 NAME = "semantic_cache"
 TEXTS = ("last_user", "prompt")
@@ -62,6 +69,9 @@ class SemanticSettings:
     max_entries: int = 10_000
     #: Seconds the embedding call may take before the request goes on as a miss.
     timeout: float = 2.0
+    #: With the cache on a shared backend (Redis): seconds between a worker's reads of the
+    #: vectors other workers and machines published.
+    sync_interval: float = 1.0
 
 
 def plugway_enabled(config: Config) -> bool:
@@ -92,8 +102,8 @@ def check_config(config: Config) -> list[str] | None:
         problems.append(f"{path}.text: {settings.text!r}; use {' or '.join(TEXTS)}")
     if settings.max_entries < 1:
         problems.append(f"{path}.max_entries: must be at least 1")
-    from plugway.plugins.cache import settings as cache_settings
-
+    if settings.sync_interval <= 0:
+        problems.append(f"{path}.sync_interval: must be > 0 seconds")
     if not cache_settings.enabled(config.plugin_settings["cache"]):
         problems.append(
             f"{path}: the semantic cache keeps its answers in the cache plugin's store; "
@@ -106,14 +116,25 @@ def check_config(config: Config) -> list[str] | None:
     return problems or None
 
 
+_running: dict[str, Matcher] = {}
+
+
 @hookimpl
 def plugway_startup(app: Any, config: Config) -> None:
-    exact.set_matcher(Matcher(app.ctx.gateway, config.plugin_settings[NAME]))
+    gw: Gateway = app.ctx.gateway
+    shared = cache_settings.uses_state(config.plugin_settings["cache"], config.state.backend)
+    matcher = Matcher(gw, config.plugin_settings[NAME], shared=gw.state if shared else None)
+    matcher.start()
+    _running[NAME] = matcher
+    exact.set_matcher(matcher)
 
 
 @hookimpl
-def plugway_shutdown() -> None:
+async def plugway_shutdown() -> None:
     exact.set_matcher(None)
+    matcher = _running.pop(NAME, None)
+    if matcher is not None:
+        await matcher.stop()
 
 
 # -- the index ---------------------------------------------------------------------------------
@@ -175,7 +196,11 @@ class Matcher:
     """What the ``cache`` plugin asks on an exact miss (see ``plugin.set_matcher``)."""
 
     def __init__(
-        self, gw: Gateway, settings: SemanticSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        gw: Gateway,
+        settings: SemanticSettings,
+        clock: Callable[[], float] = time.monotonic,
+        shared: StateBackend | None = None,
     ) -> None:
         self.gw = gw
         self.settings = settings
@@ -183,6 +208,16 @@ class Matcher:
         self.buckets: dict[str, Bucket] = {}
         self.order: OrderedDict[tuple[str, str], None] = OrderedDict()  # oldest first
         self._warned = 0.0
+        #: Where vectors are published for other workers and machines (see :class:`Sharing`).
+        self.sharing = Sharing(self, shared) if shared is not None else None
+
+    def start(self) -> None:
+        if self.sharing is not None:
+            self.sharing.start()
+
+    async def stop(self) -> None:
+        if self.sharing is not None:
+            await self.sharing.stop()
 
     def applies(self, ctx: RequestContext, route: str) -> bool:
         s = self.settings
@@ -236,6 +271,12 @@ class Matcher:
             self.order.pop((probe.bucket, key), None)
 
     def add(self, probe: Probe, key: str, ttl: float) -> None:
+        self.learn(probe, key, ttl)
+        if self.sharing is not None:
+            self.gw.spawn(self.sharing.publish(probe, key, ttl))
+
+    def learn(self, probe: Probe, key: str, ttl: float) -> None:
+        """Index ``probe``'s vector as pointing at entry ``key`` for ``ttl`` seconds."""
         bucket = self.buckets.get(probe.bucket)
         if bucket is None or bucket.dim != len(probe.vector):
             bucket = self.buckets[probe.bucket] = Bucket(len(probe.vector))
@@ -252,6 +293,15 @@ class Matcher:
 
     def size(self) -> int:
         return len(self.order)
+
+    def warn(self, what: str, exc: Exception) -> None:
+        """Log a failure once in a while, without any text of a request."""
+        now = time.monotonic()
+        if now - self._warned > 10:
+            self._warned = now
+            logger.warning(
+                "semantic_cache: {} failed ({}); answering as a miss", what, type(exc).__name__
+            )
 
     async def _embed(self, text: str) -> Any:
         import numpy as np
@@ -277,15 +327,80 @@ class Matcher:
             norm = float(np.linalg.norm(vector))
             return vector / norm if norm > 0 else None
         except Exception as exc:
-            now = time.monotonic()
-            if now - self._warned > 10:
-                self._warned = now
-                logger.warning(
-                    "semantic_cache: the embedding route {!r} failed ({}); answering as a miss",
-                    model,
-                    type(exc).__name__,
-                )
+            self.warn(f"the embedding route {model!r}", exc)
             return None
+
+
+SEQUENCE = "semcache:seq"
+#: Vectors a worker reads at most per sync (and when it starts: the most recent ones).
+SYNC_BATCH = 1000
+
+
+class Sharing:
+    """Vectors shared through the state backend, so every worker and machine on it learns the
+    prompts the others cached: each new vector is published under a sequence number (an
+    atomic counter) with the entry's TTL; each worker reads the numbers it has not seen every
+    ``sync_interval`` seconds. Searches stay in-process."""
+
+    def __init__(self, matcher: Matcher, state: StateBackend) -> None:
+        self.matcher = matcher
+        self.state = state
+        self.origin = f"{random.getrandbits(64):016x}"
+        self.seen: int | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def publish(self, probe: Probe, key: str, ttl: float) -> None:
+        import numpy as np
+
+        vector = np.asarray(probe.vector, dtype=np.float32).tobytes()
+        item = {
+            "o": self.origin,
+            "b": probe.bucket,
+            "k": key,
+            "t": ttl,
+            "v": base64.b64encode(vector).decode(),
+        }
+        try:
+            number = int(await self.state.incr(SEQUENCE, 1))
+            await self.state.set(f"semcache:v:{number}", orjson.dumps(item).decode(), ttl)
+        except Exception as exc:
+            self.matcher.warn("publishing a vector", exc)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception as exc:
+                self.matcher.warn("reading shared vectors", exc)
+            await asyncio.sleep(self.matcher.settings.sync_interval)
+
+    async def sync(self) -> None:
+        """Learn the vectors published since the last sync."""
+        import numpy as np
+
+        last = int(float(await self.state.get(SEQUENCE) or 0))
+        first = (self.seen if self.seen is not None else last - SYNC_BATCH) + 1
+        first = max(first, last - SYNC_BATCH + 1, 1)
+        for number in range(first, last + 1):
+            text = await self.state.get(f"semcache:v:{number}")
+            if text is None:
+                continue  # expired
+            item = orjson.loads(text)
+            if item["o"] == self.origin:
+                continue
+            ttl = await self.state.ttl(f"semcache:v:{number}") or float(item["t"])
+            vector = np.frombuffer(base64.b64decode(item["v"]), dtype=np.float32)
+            self.matcher.learn(Probe(item["b"], vector), item["k"], ttl)
+        self.seen = last
 
 
 def text_of(body: Mapping[str, Any], which: str) -> str:
