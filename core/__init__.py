@@ -13,12 +13,19 @@ from plugway.context import (
     Target,
 )
 from plugway.hooks import hookimpl
-from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
+from plugway.provider import (
+    CacheLookup,
+    ChunkStream,
+    Provider,
+    ProviderResponse,
+    ProviderSettings,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Attempt",
+    "CacheLookup",
     "ChunkStream",
     "FailureAction",
     "FailureDecision",

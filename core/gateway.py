@@ -94,12 +94,7 @@ class Gateway:
             contributed.setdefault(strategy.plugin, {}).setdefault("strategies", []).append(name)
         plugins = []
         for info in self.plugins.infos:
-            described = info.to_dict() | contributed.get(info.name, {})
-            if info.retains_content and content_free_under(
-                self.plugins.pm.get_plugin(info.name), self.config
-            ):
-                described["retains_content"] = False  # not under this config
-            plugins.append(described)
+            plugins.append(info.to_dict() | contributed.get(info.name, {}))
         return {
             "plugins": plugins,
             "disabled": list(self.plugins.disabled),
@@ -197,12 +192,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def content_free_under(plugin: object, config: Config) -> bool:
-    """Whether a plugin that retains content in general keeps none under ``config``: it says
-    so through a module attribute ``plugway_retains_content(config) -> bool`` returning False
-    (the ``responses`` plugin stores conversations, except under ``[privacy] zdr``)."""
-    decide = getattr(plugin, "plugway_retains_content", None)
-    return callable(decide) and decide(config) is False
+def _retains_content(
+    plugins: LoadedPlugins, name: str, declared: bool | None, config: Config
+) -> bool | None:
+    """A plugin's declaration; one that depends on the config (a cache keeping answers only
+    in this process, say) is a function ``PLUGWAY_RETAINS_CONTENT(config) -> bool``."""
+    attribute = getattr(plugins.pm.get_plugin(name), "PLUGWAY_RETAINS_CONTENT", None)
+    if callable(attribute):
+        return bool(attribute(config))
+    return declared
 
 
 def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
@@ -215,8 +213,7 @@ def check_privacy(config: Config, plugins: LoadedPlugins) -> list[str]:
         "that it retains no prompt or completion text; disable it ([plugins] disabled) or "
         "have it set PLUGWAY_RETAINS_CONTENT = False"
         for info in plugins.infos
-        if info.retains_content is not False
-        and not content_free_under(plugins.pm.get_plugin(info.name), config)
+        if _retains_content(plugins, info.name, info.retains_content, config) is not False
     ]
     for i, model in enumerate(config.models):
         route = config.routes()[model.name]

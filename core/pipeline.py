@@ -23,7 +23,7 @@ from plugway.errors import (
     UpstreamUnavailable,
 )
 from plugway.gateway import Gateway
-from plugway.provider import ChunkStream, Provider, ProviderResponse
+from plugway.provider import CacheLookup, ChunkStream, Provider, ProviderResponse
 from plugway.sse import iter_data, sse_event
 
 T = TypeVar("T")
@@ -61,12 +61,25 @@ async def attempt_plan(
 ) -> T:
     """Try the plan's targets until one succeeds, as ``on_failure`` decides.
 
+    First, when a plugin implements ``cached_response``, a cache may answer: ``operation``
+    then runs once with the cache's provider and no attempt is made (see that hook).
+
     Each attempt is bounded by its provider's ``timeout`` and by what is left of the request's
     deadline. When ``hedge_delay`` answers a delay, the attempt races the next target once
     the delay passes (see that hook); ``discard`` releases a result that lost such a race.
     Raises the error of the last attempt when the policy stops on a final error, or
     :class:`RoutingExhausted` when retryable failures used up the plan or the deadline.
     """
+    if gw.hooks.has("cached_response"):
+        lookup = await gw.hooks.call_first("cached_response", ctx=ctx)
+        if isinstance(lookup, CacheLookup):
+            if lookup.hit is not None and ctx.plan:
+                try:
+                    return await operation(lookup.hit, ctx.plan[0])
+                except GatewayError as exc:
+                    logger.debug("the cached answer does not fit this door ({})", exc.code)
+            if lookup.record is not None:
+                operation = _recorded(operation, lookup.record)
     index, tries_of_target = 0, 0
     error: GatewayError | None = None
     hedging = gw.hooks.has("hedge_delay")
@@ -106,6 +119,18 @@ async def attempt_plan(
         else:
             break
     raise final_error(ctx, error)
+
+
+def _recorded(
+    operation: Callable[[Provider, Target], Awaitable[T]],
+    wrap: Callable[[Provider], Provider],
+) -> Callable[[Provider, Target], Awaitable[T]]:
+    """``operation`` calling each provider through ``wrap`` (a cache recording a miss)."""
+
+    async def call(provider: Provider, target: Target) -> T:
+        return await operation(wrap(provider), target)
+
+    return call
 
 
 async def _attempt(

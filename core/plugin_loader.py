@@ -10,9 +10,8 @@ Built-ins (distribution ``plugway``) register first, so installed plugins run be
 A plugin declares that it writes no prompt or completion text anywhere (logs, files, stores,
 other services) with a module (or object) attribute ``PLUGWAY_RETAINS_CONTENT = False``;
 ``[privacy] zdr = true`` refuses to start while an enabled plugin lacks that declaration. A
-plugin that retains content only under some settings declares ``PLUGWAY_RETAINS_CONTENT =
-True`` and defines ``plugway_retains_content(config) -> bool`` (a module attribute, not a
-hook): zdr accepts it when that returns False for the loaded config.
+plugin whose answer depends on its settings declares a function
+``PLUGWAY_RETAINS_CONTENT(config) -> bool`` instead.
 
 A plugin whose work depends on its settings may define ``plugway_enabled(config) -> bool``
 (a module attribute, not a hook): when it returns False for the loaded config, the plugin is
@@ -188,12 +187,17 @@ def _retains_content(plugin: object) -> bool | None:
 
 
 def deactivate_idle(plugins: LoadedPlugins, config: Any) -> LoadedPlugins:
-    """Unregister the plugins whose ``plugway_enabled(config)`` is False."""
+    """Unregister the plugins whose ``plugway_enabled(config)`` is False, and settle the
+    declarations that depend on the config (``PLUGWAY_RETAINS_CONTENT(config)``)."""
     idle = []
+    infos = []
     for info in plugins.infos:
         plugin = plugins.pm.get_plugin(info.name)
+        declared = getattr(plugin, "PLUGWAY_RETAINS_CONTENT", None)
+        settled = bool(declared(config)) if callable(declared) else info.retains_content
+        infos.append(attrs.evolve(info, retains_content=settled))
         enabled = getattr(plugin, "plugway_enabled", None)
         if plugin is not None and callable(enabled) and not enabled(config):
             plugins.pm.unregister(plugin)
             idle.append(info.name)
-    return attrs.evolve(plugins, idle=tuple(idle))
+    return attrs.evolve(plugins, idle=tuple(idle), infos=tuple(infos))

@@ -10,7 +10,7 @@ OpenAI-shaped responses and SSE chunks, translating for its upstream when it mus
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -83,6 +83,20 @@ class ChunkStream(ABC):
 
     @abstractmethod
     async def aclose(self) -> None: ...
+
+
+@attrs.define(slots=True)
+class CacheLookup:
+    """What a response cache answers for one request (the ``cached_response`` hook).
+
+    ``hit`` is a provider that answers this request from the cache: the door calls it exactly
+    as it would call a target of the plan (``chat``, ``chat_stream``, ``embeddings`` ...), so
+    every door gets the answer in its own shape. ``record``, on a miss, wraps each provider the
+    walk calls, so the cache sees what it answers (a stream's bytes) without the door's help.
+    """
+
+    hit: Provider | None = None
+    record: Callable[[Provider], Provider] | None = None
 
 
 class Provider(ABC):

@@ -11,8 +11,8 @@ How hooks are called
   (after awaiting it): return ``None`` to defer to the next impl.
 * ``hookwrapper``/``wrapper`` impls are refused at load time: they would only ever see
   un-awaited coroutines.
-* Errors: request-path hooks (``pre_route``, ``select_provider``, ``on_failure``,
-  ``hedge_delay``, ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is
+* Errors: request-path hooks (``pre_route``, ``select_provider``, ``cached_response``,
+  ``on_failure``, ``hedge_delay``, ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is
   answered to the client as it is, any other exception as a 500 naming the plugin. Observer
   hooks (``post_response``, ``attempt_started``, ``attempt_ended``) fail *open*: the error is logged with the plugin's name and the
   response is not affected. Lifecycle and registration errors stop startup.
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from plugway.config import Config
     from plugway.context import Attempt, FailureDecision, RequestContext, Target
     from plugway.errors import GatewayError
-    from plugway.provider import ProviderResponse
+    from plugway.provider import CacheLookup, ProviderResponse
     from sanic import HTTPResponse, Request, Sanic
 
 
@@ -178,6 +178,29 @@ def select_provider(ctx: RequestContext, candidates: Sequence[Target]) -> list[T
     hook overrides the route's strategy for exactly the requests it answers. The core's own
     impl runs last and applies the strategy the route names. An empty list is refused as a
     503. May be async. Fails closed.
+    """
+
+
+@hookspec(firstresult=True)
+def cached_response(ctx: RequestContext) -> CacheLookup | None:
+    """Answer a request without an upstream call (a response cache), or watch it go by.
+
+    Called once per request by :func:`plugway.pipeline.attempt_plan`, so at every door that
+    walks a plan (chat, embeddings, endpoint plugins), after ``pre_route``, the route's
+    resolution and ``select_provider``, before the first attempt. Only called when some plugin
+    implements it. Return ``None`` to stay out, or a :class:`plugway.provider.CacheLookup`:
+
+    * ``hit``: a provider answering from the cache. The door's per-target call runs once with
+      it and ``ctx.plan[0]``; no attempt is recorded and no other hook of the walk runs. If it
+      raises a :class:`plugway.errors.GatewayError` (it cannot answer this door), the plan is
+      walked as on a miss. ``post_response`` still runs as for any answer: the impl marks the
+      hit in ``ctx.tags["cache"] = "hit"`` (a hit is priced 0 by the ``cost`` plugin and counts
+      no tokens against limits) and may add ``ctx.response_headers``.
+    * ``record``: on a miss, a wrapper the core applies to each provider the walk calls, so a
+      cache can see a stream's bytes as the provider yields them; storing the answer is then
+      the impl's own ``post_response``.
+
+    May be async. Fails closed: a cache whose store is down should answer ``None`` (a miss).
     """
 
 

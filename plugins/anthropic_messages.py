@@ -136,6 +136,11 @@ def parse(request: Request, endpoint: str) -> Inbound:
         client_ip=request.remote_addr or request.ip,
     )
     snapshot = anthropic_to_openai_request(body, lenient=untranslatable is not None)
+    # For plugins that key on the request (a response cache): the body as the client sent it,
+    # and whether the OpenAI form leaves parts of the request or its answer out (server tools,
+    # extended thinking), so that an OpenAI-form copy of the answer would not be faithful.
+    ctx.state["inbound_body"] = body
+    ctx.state["canonical_lossy"] = untranslatable is not None or "thinking" in body
     return Inbound(body, ctx, snapshot, untranslatable)
 
 

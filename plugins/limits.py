@@ -269,7 +269,8 @@ async def post_response(ctx: RequestContext) -> None:
     state = gw.state
     if reservation.inflight:
         await state.incr(reservation.inflight, -1)
-    tokens = _tokens(ctx.usage)
+    # A cached answer counts as a request, not as tokens (it cost nothing upstream).
+    tokens = 0 if ctx.tags.get("cache") == "hit" else _tokens(ctx.usage)
     if tokens and reservation.tpm:
         number, _ = window(clock(), MINUTE)
         await state.incr_many([(f"{k}:{number}", tokens, MINUTE + 5) for k in reservation.tpm])

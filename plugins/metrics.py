@@ -159,6 +159,20 @@ class Metrics:
             route_labels,
             registry=reg,
         )
+        self.cache_requests = prom.Counter(
+            "plugway_cache_requests",
+            "Requests the response cache saw, by result: hit, miss or bypass.",
+            ("result",),
+            registry=reg,
+        )
+        # Labelled, like every counter here: an unlabelled one writes a sample file in every
+        # process that builds the metrics, the main process included.
+        self.cache_saved = prom.Counter(
+            "plugway_cache_saved_usd",
+            "US dollars the response cache saved: what its hits cost when first answered.",
+            ("model",),
+            registry=reg,
+        )
         self.attempts = prom.Counter(
             "plugway_upstream_attempts",
             "Upstream attempts by target and outcome.",
@@ -256,8 +270,14 @@ class Metrics:
                 self._child(self.tpot, model, provider).observe(
                     (ctx.ended - ctx.first_token_at) / (tokens.completion - 1)
                 )
+        cache = ctx.tags.get("cache")
+        if cache is not None:
+            self._child(self.cache_requests, cache).inc()
+            saved = ctx.state.get("cache_saved_usd")
+            if saved:
+                self._child(self.cache_saved, model).inc(saved)
         for kind, count in tokens.by_class().items():
-            if count:
+            if count and cache != "hit":  # a cached answer used no upstream tokens
                 self._child(self.tokens, model, provider, kind).inc(count)
         if ctx.cost:
             self._child(self.cost, model, provider).inc(ctx.cost)

@@ -178,6 +178,11 @@ class Tracing:
             attributes["gen_ai.response.time_to_first_chunk"] = ctx.first_token_at - ctx.started
         if ctx.cost is not None:
             attributes["plugway.cost_usd"] = ctx.cost
+        cache = ctx.tags.get("cache")
+        if cache is not None:  # the response cache's verdict: hit, miss or bypass
+            attributes["plugway.cache"] = cache
+            if cache == "hit":
+                attributes["plugway.cache.saved_usd"] = ctx.state.get("cache_saved_usd") or 0.0
         if ctx.status is not None:
             attributes["http.response.status_code"] = ctx.status
         if ctx.error is not None:

@@ -80,6 +80,15 @@ class RedisBackend(StateBackend):
         ms = await self.client.pttl(self._k(key))
         return None if ms is None or ms < 0 else ms / 1000
 
+    async def scan_keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix`` (without the backend's own prefix), by SCAN: for
+        administration (``plugway cache clear``), not for the request path."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self._k(prefix)) + "*"
+        return [
+            key[len(self.prefix) :]
+            async for key in self.client.scan_iter(match=pattern, count=1000)
+        ]
+
 
 def _ms(ttl: float | None) -> str:
     return "" if ttl is None else str(max(1, int(ttl * 1000)))

@@ -8,6 +8,8 @@ config when it has one, else the price table's entry for its provider type and m
 At startup it also hands its prices to routing (``RoutingState.price``), so the
 ``lowest-cost`` strategy ranks targets by the price table, not only by prices in the config.
 
+A request a response cache answered (``ctx.tags["cache"] == "hit"``) costs 0.
+
 For non-streamed answers the cost also goes to the client as ``x-plugway-cost`` (USD, decimal).
 A stream's cost is known only once it has ended, after its headers went out: it is in the
 request log line, the request store and the metrics, not in a header.
@@ -154,9 +156,12 @@ def post_response(ctx: RequestContext) -> None:
         return
     # The usage is the final attempt's (a stream cut or cancelled midway included).
     last = ctx.final_attempt
-    record = pricer.record(
-        last.target if last is not None else None, ctx.usage, request_tokens(ctx)
-    )
+    if ctx.tags.get("cache") == "hit":  # answered from a response cache: no call, no cost
+        record = CostRecord(request_tokens(ctx), None, 0.0)
+    else:
+        record = pricer.record(
+            last.target if last is not None else None, ctx.usage, request_tokens(ctx)
+        )
     ctx.state[NAME] = record
     ctx.cost = record.usd
     if record.usd is not None and not ctx.stream and _state["settings"].header:

@@ -38,13 +38,10 @@ from plugway.plugins.responses.store import (
 )
 from sanic import Sanic
 
-#: Stored responses hold prompts and answers (see :func:`plugway_retains_content`).
-PLUGWAY_RETAINS_CONTENT = True
 
-
-def plugway_retains_content(config: Config) -> bool:
-    """Nothing is stored under ``[privacy] zdr``: the store stays closed and ``store: true``
-    is refused or coerced to false."""
+def PLUGWAY_RETAINS_CONTENT(config: Config) -> bool:
+    """Stored responses hold prompts and answers, except under ``[privacy] zdr``: then the
+    store stays closed and ``store: true`` is refused or coerced to false."""
     return not config.privacy.zdr
 
 

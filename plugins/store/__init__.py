@@ -126,6 +126,8 @@ def row_of(ctx: RequestContext) -> tuple[Any, ...]:
         ctx.finish_reason,
         orjson.dumps(routing, default=str).decode(),
         orjson.dumps(ctx.tags).decode() if ctx.tags else None,
+        ctx.tags.get("cache"),
+        ctx.state.get("cache_saved_usd"),
     )
 
 

@@ -42,6 +42,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("finish_reason", "TEXT"),
     ("routing", "TEXT"),  # JSON: plan, attempts, and a strategy's trace when present
     ("tags", "TEXT"),  # JSON
+    ("cache", "TEXT"),  # the response cache's verdict: hit, miss, bypass, NULL when not asked
+    ("cache_saved_usd", "REAL"),  # what a cache hit saved: its answer's cost when first made
 )
 NAMES = tuple(name for name, _ in COLUMNS)
 _INSERT = f"INSERT INTO requests ({', '.join(NAMES)}) VALUES ({', '.join('?' * len(NAMES))})"
@@ -63,9 +65,24 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         for statement in SCHEMA:
             conn.execute(statement)
+        migrate(conn)
         conn.commit()
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store made by an older plugway up to :data:`COLUMNS`: each column it lacks is
+    added (NULL in its old rows). Several workers may race here; a column another added first
+    is fine."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    for name, kind in COLUMNS:
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def insert(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:

@@ -79,11 +79,19 @@ class Totals:
     reasoning: int = 0
     cost: float = 0.0
     unpriced: int = 0
+    cache_hits: int = 0
+    cache_asked: int = 0  # requests the response cache saw (hit, miss or bypass)
+    cache_saved: float = 0.0
     latencies: list[float] = attrs.field(factory=list)
     ttfts: list[float] = attrs.field(factory=list)
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.requests += 1
+        cache = row.get("cache")  # absent from rows read through an old store's schema
+        if cache is not None:
+            self.cache_asked += 1
+            self.cache_hits += cache == "hit"
+            self.cache_saved += row.get("cache_saved_usd") or 0.0
         if (row["status"] or 0) >= 400:
             self.errors += 1
         self.failovers += row["failovers"] or 0
@@ -105,6 +113,11 @@ class Totals:
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def cache_hit_rate(self) -> float:
+        """Hits among the requests the response cache saw."""
+        return self.cache_hits / self.cache_asked if self.cache_asked else 0.0
+
     def summary(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -120,6 +133,11 @@ class Totals:
             },
             "cost": round(self.cost, 10),
             "unpriced": self.unpriced,
+            "cache": {
+                "hits": self.cache_hits,
+                "hit_rate": round(self.cache_hit_rate, 6),
+                "saved_usd": round(self.cache_saved, 10),
+            },
             "latency_ms": {f"p{q}": percentile(self.latencies, q) for q in (50, 95, 99)},
             "ttft_ms": {f"p{q}": percentile(self.ttfts, q) for q in (50, 95, 99)},
         }
@@ -244,6 +262,12 @@ def usage(
         return 0
     print(f"plugway usage by {by}, last {since} ({total.requests:,} requests)", file=out)
     render_table(USAGE_HEADERS, usage_rows(groups, total), out)
+    if total.cache_asked:
+        print(
+            f"\nresponse cache: {total.cache_hits:,} hits of {total.cache_asked:,} requests "
+            f"({total.cache_hit_rate:.1%} hit rate), {_fmt_usd(total.cache_saved)} saved",
+            file=out,
+        )
     if total.unpriced:
         print(
             f"\n{total.unpriced} successful requests had no price (see the gateway log).", file=out
