@@ -757,7 +757,9 @@ def _structure_sections(
     out: dict[str, Any] = {}
     for name in sorted(registry.sections):
         if name in TOP_LEVEL:
-            problems.append(f"{name}: a plugin claims the core section [{name}]; rename its settings")
+            problems.append(
+                f"{name}: a plugin claims the core section [{name}]; rename its settings"
+            )
             continue
         made = structure(data.get(name, {}), registry.settings[name], name, problems)
         if made is not None:

@@ -55,7 +55,9 @@ class ToolResult:
         content = data.get("content")
         structured = data.get("structuredContent")
         return cls(
-            content=[c for c in content if isinstance(c, dict)] if isinstance(content, list) else [],
+            content=[c for c in content if isinstance(c, dict)]
+            if isinstance(content, list)
+            else [],
             structured=structured if isinstance(structured, dict) else None,
             is_error=bool(data.get("isError")),
         )

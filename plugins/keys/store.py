@@ -258,9 +258,7 @@ class KeyStore:
             return int(self._db.execute("SELECT count(*) FROM keys").fetchone()[0])
 
 
-_COLUMNS = (
-    "id, team, name, models, expires_at, limits, metadata, created_at, revoked_at, mcp_tools"
-)
+_COLUMNS = "id, team, name, models, expires_at, limits, metadata, created_at, revoked_at, mcp_tools"
 
 
 def _record(row: tuple[Any, ...]) -> VirtualKey:

@@ -148,4 +148,3 @@ def _finish(
     ctx.status = status or (error.status if error is not None and outcome != "tool_error" else 200)
     ctx.ended = ctx.ended or time.monotonic()
     gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
-

@@ -112,9 +112,7 @@ class Runtime:
         return listed
 
 
-async def serve_asgi(
-    request: Request, app: Callable[[Any, Any, Any], Awaitable[None]]
-) -> None:
+async def serve_asgi(request: Request, app: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
     """Hand one Sanic request to an ASGI app and stream its answer back."""
     body_sent = False
     done = asyncio.Event()

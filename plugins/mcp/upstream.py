@@ -106,7 +106,10 @@ class Upstream:
         timeout = httpx2.Timeout(max(300.0, s.timeout * 2), connect=s.connect_timeout)
         if s.transport == "sse":
             return sse_client(
-                s.url, headers=dict(s.headers), timeout=s.connect_timeout, sse_read_timeout=s.timeout
+                s.url,
+                headers=dict(s.headers),
+                timeout=s.connect_timeout,
+                sse_read_timeout=s.timeout,
             )
         http = create_mcp_http_client(headers=dict(s.headers), timeout=timeout)
         return streamable_http_client(s.url, http_client=http)
@@ -194,7 +197,9 @@ class Upstream:
             self._release.set()
         self._client, self._release = None, None
         self._lists.clear()
-        logger.warning("MCP server {!r}: session dropped ({}); reconnecting on next use", self.name, reason)
+        logger.warning(
+            "MCP server {!r}: session dropped ({}); reconnecting on next use", self.name, reason
+        )
 
     async def aclose(self) -> None:
         if self._release is not None:
@@ -246,16 +251,10 @@ class Upstream:
         now = time.monotonic()
         if hit is not None and now - hit[0] < ttl:
             return hit[1]
-        fetch = {
-            "tools": lambda c, cur: c.list_tools(cursor=cur),
-            "resources": lambda c, cur: c.list_resources(cursor=cur),
-            "resourceTemplates": lambda c, cur: c.list_resource_templates(cursor=cur),
-            "prompts": lambda c, cur: c.list_prompts(cursor=cur),
-        }[kind]
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(100):  # a server whose cursor never ends cannot hang a list
-            page = _dump(await self.request(lambda c, cur=cursor: fetch(c, cur)))  # type: ignore[misc]
+            page = _dump(await self.request(_lister(kind, cursor)))
             items += page.get(kind) or []
             cursor = page.get("nextCursor")
             if not cursor:
@@ -265,6 +264,21 @@ class Upstream:
 
     def forget_lists(self) -> None:
         self._lists.clear()
+
+
+def _lister(kind: str, cursor: str | None) -> Callable[[Client], Awaitable[Any]]:
+    """The request for one page of a server's ``kind`` list."""
+
+    async def fetch(client: Client) -> Any:
+        if kind == "tools":
+            return await client.list_tools(cursor=cursor)
+        if kind == "resources":
+            return await client.list_resources(cursor=cursor)
+        if kind == "resourceTemplates":
+            return await client.list_resource_templates(cursor=cursor)
+        return await client.list_prompts(cursor=cursor)
+
+    return fetch
 
 
 def _first(exc: BaseException) -> BaseException:
@@ -286,7 +300,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, httpx2.ConnectError):
         return "connection refused"
     if isinstance(exc, MCPError):
-        return exc.message[:200]
+        return str(exc.message)[:200]
     return type(exc).__name__
 
 
@@ -304,4 +318,3 @@ class Pool:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(up.aclose() for up in self.upstreams.values()))
-
