@@ -154,6 +154,8 @@ def post_response(ctx: RequestContext) -> None:
         return
     # The usage is the final attempt's (a stream cut or cancelled midway included).
     last = ctx.final_attempt
+    if last is None and ctx.cost is not None:
+        return  # priced by its door, with no model attempt (an MCP tool call's price)
     record = pricer.record(
         last.target if last is not None else None, ctx.usage, request_tokens(ctx)
     )

@@ -39,6 +39,8 @@ ENDPOINT = "mcp.tools/call"
 STATE_CALL = "mcp.call"
 STATE_OUTCOME = "mcp.outcome"
 STATE_SIZES = "mcp.sizes"
+#: The limits plugin's key for a request's known price (plugway.plugins.limits.ESTIMATE).
+ESTIMATE = "limits.estimate"
 
 
 class Refused(Exception):
@@ -71,6 +73,8 @@ async def call_tool(
 ) -> ToolResult:
     """Run the call in ``ctx`` (see the module docstring); raises :class:`Refused` only."""
     call: ToolCall = ctx.state[STATE_CALL]
+    if price is not None:
+        ctx.state[ESTIMATE] = price  # what the limits plugin reserves against budgets
     try:
         await gw.hooks.call_all("pre_route", ctx=ctx)
     except GatewayError as exc:
