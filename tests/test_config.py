@@ -100,7 +100,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
         ),
         (
             "[sever]\nport = 1\n",
-            "sever: unknown section (did you mean 'server'?); allowed sections are: server, routing, providers, models, plugins, state, privacy",
+            "sever: unknown section (did you mean 'server'?); allowed sections are: server, routing, providers, models, plugins, state, privacy, mcp",
         ),
         (
             '[providers.fake]\ntype = "fake"\n[[models]]\nname = "m"\ntargets = [{ provider = "fak", model = "x" }]\n',
