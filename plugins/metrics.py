@@ -76,7 +76,12 @@ GENAI_PROVIDER = {
     "xai": "x_ai",
     "ark": "byteplus.modelark",
 }
-OPERATION = {"chat.completions": "chat", "messages": "chat", "embeddings": "embeddings"}
+OPERATION = {
+    "chat.completions": "chat",
+    "messages": "chat",
+    "embeddings": "embeddings",
+    "mcp.tools/call": "execute_tool",  # an MCP tool call (plugway.plugins.mcp)
+}
 
 
 @attrs.define(kw_only=True)
