@@ -168,6 +168,8 @@ def test_one_server_keeps_its_tool_names(gw: GatewayProcess, mode: str) -> None:
                 await client.call_tool("web__echo", {"text": "x"})
 
     run(main())
+    stream = httpx.get(gw.url + "/mcp/local", headers={"authorization": f"Bearer {MASTER}"})
+    assert stream.status_code == 405  # no server-initiated stream in stateless mode
     missing = httpx.post(gw.url + "/mcp/nosuch", headers={"authorization": f"Bearer {MASTER}"})
     assert missing.status_code == 404 and "nosuch" in missing.json()["error"]["message"]
 
@@ -181,6 +183,8 @@ def test_upstream_credentials_stay_upstream(gw: GatewayProcess) -> None:
     assert run(main()) == "web: T"
     plugins = httpx.get(gw.url + "/-/plugins", headers={"authorization": f"Bearer {MASTER}"})
     ready = httpx.get(gw.url + "/ready")
+    assert plugins.json()["status"]["mcp"]["web"]["transport"] == "streamable-http"
+    assert plugins.json()["status"]["mcp"]["local"]["transport"] == "stdio"
     for text in (plugins.text, ready.text, gw.output()):
         assert UPSTREAM_TOKEN not in text
 

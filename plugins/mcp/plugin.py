@@ -23,7 +23,7 @@ from plugway.hooks import hookimpl
 from plugway.plugins.mcp.config import McpSettings, check
 from plugway.plugins.mcp.scopes import Caller
 from plugway.redact import register_secret
-from sanic import Request, Sanic
+from sanic import HTTPResponse, Request, Sanic
 
 if TYPE_CHECKING:
     from plugway.gateway import Gateway
@@ -70,11 +70,20 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
 
     from plugway.plugins.mcp import inbound
 
-    async def serve(request: Request, server: str | None = None) -> None:
+    async def serve(request: Request, server: str | None = None) -> HTTPResponse | None:
         runtime: inbound.Runtime = request.app.ctx.mcp
         if server is not None and server not in runtime.pool.upstreams:
             raise NotFound(f"no MCP server named {server!r} is configured", param="server")
         caller = await _caller(request, server)
+        if request.method == "GET":
+            # No server-initiated stream: nothing lives between requests (the spec's 405).
+            return HTTPResponse(
+                b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,'
+                b'"message":"this endpoint opens no SSE stream; POST requests to it"}}',
+                status=405,
+                headers={"allow": "POST, DELETE"},
+                content_type="application/json",
+            )
         token = inbound.bind(
             inbound.Inbound(
                 gateway=request.app.ctx.gateway,
@@ -88,6 +97,7 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
             await inbound.serve_asgi(request, runtime.manager.handle_request)
         finally:
             inbound.unbind(token)
+        return None
 
     methods = ["GET", "POST", "DELETE"]
     app.add_route(serve, "/mcp", methods=methods, name="mcp_all", stream=False)
