@@ -33,21 +33,20 @@ UPSTREAM_TOKEN = "upstream-token-7f3a9c2e5b1d"
 MODERN, HANDSHAKE = "2026-07-28", "2025-11-25"
 
 
-@pytest.fixture(scope="module")
-def web_server() -> Iterator[str]:
-    """The Streamable HTTP server, which answers only with the upstream token."""
+def serve_http(kind: str, name: str, path: str, env: dict[str, str]) -> Iterator[str]:
+    """The fixture server over HTTP (``kind`` "http" or "sse") in a subprocess; its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(SERVER), "http", str(port)],
-        env={"MCP_SERVER_NAME": "web", "MCP_REQUIRE_TOKEN": UPSTREAM_TOKEN, "PATH": "/usr/bin"},
+        [sys.executable, str(SERVER), kind, str(port)],
+        env={"MCP_SERVER_NAME": name, "PATH": "/usr/bin", **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}/mcp"
+    url = f"http://127.0.0.1:{port}{path}"
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.post(url, timeout=1)
+            httpx.head(url, timeout=1)
             break
         except httpx.HTTPError:
             if time.monotonic() > deadline:
@@ -57,6 +56,18 @@ def web_server() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def web_server() -> Iterator[str]:
+    """The Streamable HTTP server, which answers only with the upstream token."""
+    yield from serve_http("http", "web", "/mcp", {"MCP_REQUIRE_TOKEN": UPSTREAM_TOKEN})
+
+
+@pytest.fixture(scope="module")
+def sse_server() -> Iterator[str]:
+    """A server on the legacy HTTP+SSE transport."""
+    yield from serve_http("sse", "old", "/sse", {})
 
 
 def gateway_config(web_url: str, db: Path, extra: str = "") -> str:
@@ -96,8 +107,15 @@ def audit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gw(web_server: str, audit_path: Path) -> Iterator[GatewayProcess]:
-    extra = f'\n[plugins.audit]\npath = "{audit_path}"\n'
+def gw(web_server: str, sse_server: str, audit_path: Path) -> Iterator[GatewayProcess]:
+    extra = f"""
+[plugins.audit]
+path = "{audit_path}"
+
+[mcp.servers.old]
+url = "{sse_server}"
+transport = "sse"
+"""
     with GatewayProcess(
         gateway_config(web_server, new_db(), extra),
         env={"PLUGWAY_MASTER_KEY": MASTER, "WEB_MCP_TOKEN": UPSTREAM_TOKEN},
@@ -521,3 +539,43 @@ connect_timeout = 0
             "mcp.tools_cache_seconds: must be 0 or more seconds",
         ],
     )
+
+
+def test_legacy_sse_server_behind_the_gateway(gw: GatewayProcess) -> None:
+    async def main() -> None:
+        async with mcp_client(gw.url + "/mcp/old", MASTER) as client:
+            assert "add" in await tool_names(client)
+            added = await client.call_tool("add", {"a": 40, "b": 2})
+            assert added.structured_content == {"result": 42}
+            assert text_of(await client.call_tool("echo", {"text": "x"})) == "old: X"
+
+    run(main())
+
+
+def test_secret_in_tool_arguments_is_redacted_before_the_server_sees_it(
+    gw: GatewayProcess,
+) -> None:
+    async def main() -> str:
+        async with mcp_client(gw.url + "/mcp/local", MASTER) as client:
+            return text_of(await client.call_tool("echo", {"text": "password=hunter2hunter2"}))
+
+    # the echo server answers what it got: the credential never reached it
+    assert run(main()) == "local: [SECRET]"
+
+
+def test_scoped_key_sees_only_its_servers_resources_and_prompts(gw: GatewayProcess) -> None:
+    key = create_key(gw, team="t", mcp_tools=["local/*"])["key"]
+
+    async def main() -> None:
+        async with mcp_client(gw.url + "/mcp", key) as client:
+            prompts = [p.name for p in (await client.list_prompts()).prompts]
+            assert prompts == ["local__greet"]
+            with pytest.raises(MCPError, match="Unknown prompt"):
+                await client.get_prompt("web__greet", {"name": "x"})
+            read = await client.read_resource("docs://readme")
+            assert read.contents[0].text == "readme of local"  # type: ignore[union-attr]
+        async with mcp_client(gw.url + "/mcp/web", key) as client:
+            with pytest.raises(MCPError, match="may not use this MCP server"):
+                await client.list_resources()
+
+    run(main())
