@@ -456,6 +456,15 @@ def test_tool_calls_are_logged_counted_and_audited(gw: GatewayProcess, audit_pat
 # -- several workers ---------------------------------------------------------------------------
 
 
+def sse_message(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC answer in a Streamable HTTP response (an SSE ``message`` event)."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+    message: dict[str, Any] = orjson.loads(data[-1])
+    return message
+
+
 def test_two_workers_serve_both_eras_without_affinity(web_server: str) -> None:
     """No session lives between requests: a handshake made on one connection (and worker)
     is not needed by the next, so each request may land on either worker."""
@@ -477,7 +486,7 @@ def test_two_workers_serve_both_eras_without_affinity(web_server: str) -> None:
             },
         }
         answered = httpx.post(two.url + "/mcp", json=init, headers=headers)
-        assert answered.json()["result"]["protocolVersion"] == HANDSHAKE
+        assert sse_message(answered)["result"]["protocolVersion"] == HANDSHAKE
         pids = set()
         for i in range(12):
             # a new connection each time, so the kernel may hand it to either worker
@@ -488,7 +497,7 @@ def test_two_workers_serve_both_eras_without_affinity(web_server: str) -> None:
                     "method": "tools/call",
                     "params": {"name": "local__whoami", "arguments": {}},
                 }
-                result = fresh.post(two.url + "/mcp", json=call).json()["result"]
+                result = sse_message(fresh.post(two.url + "/mcp", json=call))["result"]
                 assert result["isError"] is False
                 pids.add(result["content"][0]["text"])
 
@@ -572,6 +581,24 @@ def test_legacy_sse_server_behind_the_gateway(gw: GatewayProcess) -> None:
             assert text_of(await client.call_tool("echo", {"text": "x"})) == "old: X"
 
     run(main())
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_progress_reaches_the_client(gw: GatewayProcess, mode: str) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async def main() -> str:
+        async with mcp_client(gw.url + "/mcp", MASTER, mode) as client:
+            result = await client.call_tool(
+                "web__steps", {"count": 3}, progress_callback=on_progress
+            )
+            return text_of(result)
+
+    assert run(main()) == "3 steps"
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
 
 
 def test_secret_in_tool_arguments_is_redacted_before_the_server_sees_it(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from plugway.context import RequestContext
@@ -41,6 +41,10 @@ STATE_OUTCOME = "mcp.outcome"
 STATE_SIZES = "mcp.sizes"
 #: The limits plugin's key for a request's known price (plugway.plugins.limits.ESTIMATE).
 ESTIMATE = "limits.estimate"
+
+
+#: Receives an upstream call's progress: ``(progress, total, message)``.
+Progress = Callable[[float, float | None, str | None], Coroutine[Any, Any, None]]
 
 
 class Refused(Exception):
@@ -70,8 +74,10 @@ async def call_tool(
     upstream: Upstream,
     ctx: RequestContext,
     price: float | None = None,
+    progress: Progress | None = None,
 ) -> ToolResult:
-    """Run the call in ``ctx`` (see the module docstring); raises :class:`Refused` only."""
+    """Run the call in ``ctx`` (see the module docstring); raises :class:`Refused` only.
+    The upstream's progress notifications are passed to ``progress`` as they come."""
     call: ToolCall = ctx.state[STATE_CALL]
     if price is not None:
         ctx.state[ESTIMATE] = price  # what the limits plugin reserves against budgets
@@ -85,7 +91,7 @@ async def call_tool(
         raise
     outcome, error = "ok", None
     try:
-        result = await _veto_or_call(gw, upstream, ctx, call)
+        result = await _veto_or_call(gw, upstream, ctx, call, progress)
         if result.is_error:
             outcome = "tool_error"
         elif price is not None:
@@ -117,7 +123,11 @@ class _Failed(Exception):
 
 
 async def _veto_or_call(
-    gw: Gateway, upstream: Upstream, ctx: RequestContext, call: ToolCall
+    gw: Gateway,
+    upstream: Upstream,
+    ctx: RequestContext,
+    call: ToolCall,
+    progress: Progress | None,
 ) -> ToolResult:
     try:
         await gw.hooks.call_all("pre_tool_call", ctx=ctx, call=call)
@@ -125,7 +135,9 @@ async def _veto_or_call(
         raise _Failed("denied", exc) from None
     ctx.body["arguments"] = call.arguments
     try:
-        answer = await upstream.request(lambda c: c.call_tool(call.tool, call.arguments))
+        answer = await upstream.request(
+            lambda c: c.call_tool(call.tool, call.arguments, progress_callback=progress)
+        )
     except CallTimeout as exc:
         raise _Failed("timeout", UpstreamTimeout(str(exc), provider=call.server)) from None
     except Unavailable as exc:

@@ -69,8 +69,10 @@ class Runtime:
         self.gateway = gateway
         self.pool = Pool(settings)
         self.server = _make_server()
+        # SSE answers (not plain JSON) so that a call's progress notifications reach the
+        # client on its own response stream; still no session between requests.
         self.manager = StreamableHTTPSessionManager(
-            app=self.server, json_response=True, stateless=True
+            app=self.server, json_response=False, stateless=True
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -243,7 +245,7 @@ async def _list_tools(
 
 
 async def _call_tool(
-    _ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
 ) -> types.CallToolResult:
     inbound = _current()
     caller, runtime = inbound.caller, inbound.runtime
@@ -262,10 +264,12 @@ async def _call_tool(
     if listed is not None and not any(t.get("name") == tool for t in listed):
         raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
     call = ToolCall(server=server, tool=tool, arguments=dict(params.arguments or {}))
-    ctx = calls.new_context(caller, call, inbound.headers, inbound.client_ip)
+    call_ctx = calls.new_context(caller, call, inbound.headers, inbound.client_ip)
     price = runtime.settings.servers[server].price_per_call
     try:
-        result = await calls.call_tool(inbound.gateway, upstream, ctx, price)
+        result = await calls.call_tool(
+            inbound.gateway, upstream, call_ctx, price, progress=ctx.session.report_progress
+        )
     except calls.Refused as refused:
         error = refused.error
         raise MCPError(
