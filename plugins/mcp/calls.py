@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from plugway.context import RequestContext
 from plugway.errors import (
@@ -43,8 +43,11 @@ STATE_SIZES = "mcp.sizes"
 ESTIMATE = "limits.estimate"
 
 
-#: Receives an upstream call's progress: ``(progress, total, message)``.
-Progress = Callable[[float, float | None, str | None], Coroutine[Any, Any, None]]
+class Progress(Protocol):
+    """Receives an upstream call's progress notifications as they come."""
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        """One notification: how far, of how much (when known), and what is happening."""
 
 
 class Refused(Exception):
