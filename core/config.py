@@ -13,6 +13,8 @@ Shape (the names are a contract)::
                         only to targets (or providers) marked zdr = true
     [plugins]           disabled = [...], allow = [...], and [plugins.NAME] tables checked
                         by each plugin
+    [NAME]              a top-level section a plugin owns and checks (registered with
+                        register_settings(name, cls, section=True)): [mcp], say
 
 ``${VAR}`` and ``${VAR:-default}`` in any string read the environment. A config error lists
 every problem found, one per line, as ``path: what is wrong; what would be right``.
