@@ -628,3 +628,40 @@ def test_scoped_key_sees_only_its_servers_resources_and_prompts(gw: GatewayProce
                 await client.list_resources()
 
     run(main())
+
+
+def test_a_tool_call_is_an_otel_execute_tool_span(start_gateway: Any) -> None:
+    from test_otel_otlp import FakeCollector
+
+    with FakeCollector() as collector:
+        gw = start_gateway(f"""
+[mcp.servers.local]
+command = "{sys.executable}"
+args = ["{SERVER}", "stdio"]
+env = {{ MCP_SERVER_NAME = "local" }}
+
+[plugins.otel]
+enabled = true
+exporter = "otlp"
+endpoint = "{collector.url}/v1/traces"
+export_delay = 0.05
+""")
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+        async def main() -> str:
+            traceparent = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+            async with (
+                create_mcp_http_client(headers=traceparent) as http,
+                Client(streamable_http_client(gw.url + "/mcp", http_client=http)) as client,
+            ):
+                return text_of(await client.call_tool("local__echo", {"text": "t"}))
+
+        assert run(main()) == "local: t"
+        assert collector.wait_for(lambda: len(collector.spans()) >= 1)
+        span = next(s for s in collector.spans() if s.name == "execute_tool mcp/local/echo")
+        assert span.trace_id.hex() == trace_id
+        attributes = {a.key: a.value for a in span.attributes}
+        assert attributes["gen_ai.operation.name"].string_value == "execute_tool"
+        assert attributes["gen_ai.tool.name"].string_value == "echo"
+        assert attributes["mcp.server"].string_value == "local"
+        assert attributes["plugway.mcp.outcome"].string_value == "ok"
