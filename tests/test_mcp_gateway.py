@@ -665,3 +665,41 @@ export_delay = 0.05
         assert attributes["gen_ai.tool.name"].string_value == "echo"
         assert attributes["mcp.server"].string_value == "local"
         assert attributes["plugway.mcp.outcome"].string_value == "ok"
+
+
+def test_a_cancelled_call_is_cancelled_upstream_and_logged(gw: GatewayProcess) -> None:
+    key = create_key(gw, team="t")
+
+    async def main() -> None:
+        async with mcp_client(gw.url + "/mcp/local", key["key"]) as client:
+            seen = asyncio.Event()
+
+            async def on_progress(*_: Any) -> None:
+                seen.set()
+
+            call = asyncio.create_task(
+                client.call_tool("steps", {"count": 400}, progress_callback=on_progress)
+            )
+            await seen.wait()  # the call is running upstream
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            # the session goes on, and the server was told: its tool stopped
+            assert text_of(await client.call_tool("echo", {"text": "y"})) == "local: Y"
+            for _ in range(100):
+                state = text_of(await client.call_tool("steps_state", {}))
+                if state != "running":
+                    break
+                await asyncio.sleep(0.05)
+            assert state == "cancelled"
+
+    run(main())
+    deadline = time.monotonic() + 10
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        records = [r for r in gw.request_logs() if r["principal"] == key["id"] and r.get("mcp")]
+        if {r["mcp"]["tool"] for r in records} >= {"steps", "echo", "steps_state"}:
+            break
+        time.sleep(0.1)
+    outcomes = {r["mcp"]["tool"]: r["mcp"]["outcome"] for r in records}
+    assert outcomes == {"steps": "cancelled", "echo": "ok", "steps_state": "ok"}
