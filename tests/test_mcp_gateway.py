@@ -452,6 +452,21 @@ def test_tool_calls_are_logged_counted_and_audited(gw: GatewayProcess, audit_pat
     assert all(r["endpoint"] == "mcp.tools/call" and r["team"] == "observed" for r in rows)
     assert "private words" not in audit_path.read_text()
 
+    # plugway usage reports tool calls beside model calls, by "mcp/server/tool"
+    assert gw.config_path is not None
+    deadline = time.monotonic() + 10
+    while True:
+        done = run_plugway(
+            "usage", "--config", str(gw.config_path), "--by", "model", "--json", env=gw.env
+        )
+        assert done.returncode == 0, done.stderr
+        groups = orjson.loads(done.stdout)["groups"]
+        if "mcp/web/slow" in groups or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert groups["mcp/web/echo"]["requests"] >= 1
+    assert groups["mcp/web/slow"]["errors"] >= 1
+
 
 # -- several workers ---------------------------------------------------------------------------
 
