@@ -30,6 +30,7 @@ from plugway.errors import (
     UpstreamUnavailable,
 )
 from plugway.gateway import Gateway
+from plugway.plugins.limits import ESTIMATE
 from plugway.plugins.mcp.scopes import Caller
 from plugway.plugins.mcp.upstream import CallTimeout, Unavailable, Upstream, UpstreamFailed
 from plugway.redact import redact
@@ -39,8 +40,6 @@ ENDPOINT = "mcp.tools/call"
 STATE_CALL = "mcp.call"
 STATE_OUTCOME = "mcp.outcome"
 STATE_SIZES = "mcp.sizes"
-#: The limits plugin's key for a request's known price (plugway.plugins.limits.ESTIMATE).
-ESTIMATE = "limits.estimate"
 
 
 class Progress(Protocol):
