@@ -190,7 +190,10 @@ async def ready(request: Request) -> HTTPResponse:
     gw: Gateway = request.app.ctx.gateway
     if not gw.ready:
         return _json({"status": "starting"}, status=503)
-    return _json({"status": "ready", "models": len(gw.router.routes)})
+    body: dict[str, Any] = {"status": "ready", "models": len(gw.router.routes)}
+    if gw.status:
+        body["detail"] = gw.status_detail()
+    return _json(body)
 
 
 async def plugins_info(request: Request) -> HTTPResponse:

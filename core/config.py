@@ -13,6 +13,8 @@ Shape (the names are a contract)::
                         only to targets (or providers) marked zdr = true
     [plugins]           disabled = [...], allow = [...], and [plugins.NAME] tables checked
                         by each plugin
+    [NAME]              a top-level section a plugin owns and checks (registered with
+                        register_settings(name, cls, section=True)): [mcp], say
 
 ``${VAR}`` and ``${VAR:-default}`` in any string read the environment. A config error lists
 every problem found, one per line, as ``path: what is wrong; what would be right``.
@@ -446,11 +448,12 @@ def build_config(
     data = interpolate_env(
         dict(data), os.environ if environ is None else environ, problems=problems
     )
+    sections = [*TOP_LEVEL, *sorted(registry.sections - set(TOP_LEVEL))]
     for key in data:
-        if key not in TOP_LEVEL:
+        if key not in sections:
             problems.append(
-                f"{key}: unknown section{_closest(key, list(TOP_LEVEL))}; "
-                f"allowed sections are: {', '.join(TOP_LEVEL)}"
+                f"{key}: unknown section{_closest(key, sections)}; "
+                f"allowed sections are: {', '.join(sections)}"
             )
     server = structure(data.get("server", {}), ServerConfig, "server", problems)
     routing = structure(data.get("routing", {}), RoutingConfig, "routing", problems)
@@ -468,6 +471,7 @@ def build_config(
     providers = _structure_providers(data.get("providers", {}), registry, problems)
     models = _structure_models(data.get("models", []), problems)
     plugin_settings = _structure_plugin_settings(data.get("plugins", {}), registry, problems)
+    plugin_settings.update(_structure_sections(data, registry, problems))
     raw_providers = data.get("providers", {})
     if models is not None and isinstance(raw_providers, dict):
         _check_routes(models, list(raw_providers), registry, problems)
@@ -719,11 +723,17 @@ def _structure_plugin_settings(raw: Any, registry: Registry, problems: list[str]
     out: dict[str, Any] = {}
     if not isinstance(raw, dict):
         return out  # reported by disabled_plugins() before plugins load
-    known = list(registry.settings)
+    known = [name for name in registry.settings if name not in registry.sections]
     for name, table in raw.items():
         if name in RESERVED_PLUGIN_KEYS:
             continue
         path = f"plugins.{name}"
+        if name in registry.sections:
+            problems.append(
+                f"{path}: these settings are a top-level section; write them as [{name}] "
+                f"instead of [plugins.{name}]"
+            )
+            continue
         if name not in registry.settings:
             problems.append(
                 f"{path}: no installed plugin takes settings named {name!r}"
@@ -734,8 +744,26 @@ def _structure_plugin_settings(raw: Any, registry: Registry, problems: list[str]
         if settings is not None:
             out[name] = settings
     for name, cls in registry.settings.items():
-        if name not in out and name not in raw:
+        if name not in out and name not in raw and name not in registry.sections:
             made = structure({}, cls, f"plugins.{name}", problems)
             if made is not None:
                 out[name] = made
+    return out
+
+
+def _structure_sections(
+    data: Mapping[str, Any], registry: Registry, problems: list[str]
+) -> dict[str, Any]:
+    """The top-level sections plugins own (``register(name, cls, section=True)``), each
+    checked by its plugin's settings class at its own path; an absent one gets the defaults."""
+    out: dict[str, Any] = {}
+    for name in sorted(registry.sections):
+        if name in TOP_LEVEL:
+            problems.append(
+                f"{name}: a plugin claims the core section [{name}]; rename its settings"
+            )
+            continue
+        made = structure(data.get(name, {}), registry.settings[name], name, problems)
+        if made is not None:
+            out[name] = made
     return out

@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class Gateway:
         self.ready = False
         self.started_wall = time.time()
         self.background: set[asyncio.Task[Any]] = set()
+        #: Name -> a function answering a plugin's health detail (a dict), shown by ``/ready``
+        #: and ``/-/plugins`` (the MCP gateway's upstream servers, say). Never secrets.
+        self.status: dict[str, Callable[[], Any]] = {}
 
     async def startup(self, app: Any) -> None:
         for provider in self.providers.values():
@@ -99,7 +102,11 @@ class Gateway:
             "plugins": plugins,
             "disabled": list(self.plugins.disabled),
             "idle": list(self.plugins.idle),
-        }
+        } | ({"status": self.status_detail()} if self.status else {})
+
+    def status_detail(self) -> dict[str, Any]:
+        """What the :attr:`status` functions answer now."""
+        return {name: detail() for name, detail in self.status.items()}
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

@@ -24,6 +24,8 @@ class Registry:
     providers: dict[str, ProviderType] = attrs.field(factory=dict)
     strategies: dict[str, StrategyType] = attrs.field(factory=dict)
     settings: dict[str, type[Any]] = attrs.field(factory=dict)
+    #: settings names a plugin owns as a top-level ``[NAME]`` section, not ``[plugins.NAME]``
+    sections: set[str] = attrs.field(factory=set)
     #: state backend name -> (factory, plugin); "memory" is the core's own
     state_backends: dict[str, tuple[Any, str]] = attrs.field(factory=dict)
 
@@ -66,7 +68,7 @@ class Registry:
         return {"register": register}
 
     def _settings_register(self, plugin: str) -> dict[str, Any]:
-        def register(name: str, settings_class: type[Any]) -> None:
+        def register(name: str, settings_class: type[Any], *, section: bool = False) -> None:
             if not attrs.has(settings_class):
                 raise PluginError(
                     f"plugin '{plugin}' registered settings '{name}' with "
@@ -75,6 +77,8 @@ class Registry:
             if name in self.settings:
                 raise PluginError(f"settings '{name}' are registered twice (plugin '{plugin}')")
             self.settings[name] = settings_class
+            if section:
+                self.sections.add(name)
 
         return {"register": register}
 

@@ -12,7 +12,7 @@ How hooks are called
 * ``hookwrapper``/``wrapper`` impls are refused at load time: they would only ever see
   un-awaited coroutines.
 * Errors: request-path hooks (``pre_route``, ``select_provider``, ``cached_response``,
-  ``on_failure``, ``hedge_delay``, ``stream_chunk``) fail *closed*: a :class:`plugway.errors.GatewayError` is
+  ``on_failure``, ``hedge_delay``, ``stream_chunk``, ``pre_tool_call``, ``post_tool_call``) fail *closed*: a :class:`plugway.errors.GatewayError` is
   answered to the client as it is, any other exception as a 500 naming the plugin. Observer
   hooks (``post_response``, ``attempt_started``, ``attempt_ended``) fail *open*: the error is logged with the plugin's name and the
   response is not affected. Lifecycle and registration errors stop startup.
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from plugway.context import Attempt, FailureDecision, RequestContext, Target
     from plugway.errors import GatewayError
     from plugway.provider import CacheLookup, ProviderResponse
+    from plugway.tools import ToolCall, ToolResult
     from sanic import HTTPResponse, Request, Sanic
 
 
@@ -68,7 +69,9 @@ def register_settings(register: Callable[..., None]) -> None:
     Call ``register(name, settings_class)`` with an attrs class. The loader checks the table
     against it (unknown fields, wrong types, missing fields are config errors naming the TOML
     path) and the instance is then ``config.plugin_settings[name]``. A ``[plugins.NAME]`` table
-    that no plugin declared is a config error. Sync only.
+    that no plugin declared is a config error. ``register(name, settings_class, section=True)``
+    makes the plugin own a top-level ``[NAME]`` section instead (``[mcp]``, say), checked the
+    same way; a core section's name cannot be taken. Sync only.
     """
 
 
@@ -292,4 +295,57 @@ def post_response(ctx: RequestContext, response: ProviderResponse | None) -> Non
     database write) goes to a queue drained off the request path. May be async. Fails open:
     an exception other than a ``GatewayError`` raised for a non-streamed success is logged
     with the plugin's name and changes nothing.
+    """
+
+
+# -- MCP tool calls ----------------------------------------------------------------------------
+
+
+@hookspec
+def tools_listed(server: str, tools: list[dict[str, Any]]) -> None:
+    """See or rewrite the tools an upstream MCP server lists, before any client sees them.
+
+    ``tools`` are the server's ``Tool`` objects as JSON (``name``, ``description``,
+    ``inputSchema`` ...), unscoped: called once each time the gateway fetches the server's
+    list, not per client. Change the list in place: remove a tool to hide it from every key
+    (a poisoned description, say), rewrite a description, or add an annotation. The return
+    value is ignored. May be async. Fails closed: an exception leaves the server's tools out
+    of the answer (the server is reported as failing) rather than passing them unchecked.
+    """
+
+
+@hookspec
+def pre_tool_call(ctx: RequestContext, call: ToolCall) -> None:
+    """Veto or rewrite an MCP tool call before the upstream server gets it.
+
+    Called for every ``tools/call`` on ``/mcp`` and ``/mcp/{server}``, after ``pre_route``
+    (keys, rate limits and budgets have admitted it: ``ctx.endpoint`` is
+    ``"mcp.tools/call"``, ``ctx.principal``, ``ctx.tags["team"]`` and ``ctx.state["keys"]`` are
+    set) and after the key's ``mcp_tools`` scope allowed ``call.server``/``call.tool``.
+    ``call.arguments`` is what the upstream will get: change it in place (see
+    :meth:`plugway.tools.ToolCall.texts`) or assign a new dict; later impls see the change.
+    The return value is ignored. Veto by raising a
+    :class:`plugway.errors.GatewayError`: the upstream is not called, the client gets a tool
+    result with ``isError: true`` and the error's message, and ``ctx.error`` is set for the
+    observers. May be async. Fails closed: another exception vetoes the call the same way,
+    naming the plugin.
+    """
+
+
+@hookspec
+def post_tool_call(ctx: RequestContext, call: ToolCall, result: ToolResult) -> ToolResult | None:
+    """Observe or rewrite the result of an MCP tool call before the client gets it.
+
+    Called once per call that got past ``pre_route``, in hook order, whatever its outcome:
+    the upstream's answer (``result.is_error`` when the tool itself reported an error), or
+    the gateway's error result when the call was vetoed, timed out or the server was
+    unreachable (then ``ctx.error`` holds the error and ``ctx.state["mcp.outcome"]`` says
+    which: ``"ok"``, ``"tool_error"``, ``"denied"``, ``"timeout"``, ``"unavailable"``,
+    ``"error"``). Rewrite the result in place (see :meth:`plugway.tools.ToolResult.texts`)
+    or return a :class:`plugway.tools.ToolResult` to replace it for later impls and the
+    client; refuse it by raising a :class:`plugway.errors.GatewayError` (the client then gets
+    an error result with its message). ``ctx.ended`` is set, so observers (metrics, logs)
+    read the call's latency there. ``post_response`` still runs after this, once, with
+    ``response=None``. May be async. Fails closed: another exception replaces the result with
+    an error result naming the plugin, so a broken filter never passes a result unchecked.
     """

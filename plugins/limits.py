@@ -41,6 +41,8 @@ PLUGWAY_RETAINS_CONTENT = False
 
 MINUTE = 60
 STATE = "limits"
+#: ``ctx.state`` key of a request's known price in USD (see :func:`estimate_cost`).
+ESTIMATE = "limits.estimate"
 PERIODS = {
     "day": ("%Y-%m-%d", 2 * 86400),
     "week": ("%G-W%V", 8 * 86400),
@@ -318,7 +320,12 @@ def request_cost(ctx: RequestContext) -> float | None:
 
 def estimate_cost(gw: Gateway, ctx: RequestContext, default_max_tokens: int) -> float:
     """An upper-leaning estimate before the call: the prompt at ~4 characters a token plus
-    the most output the request allows, at the route's dearest target price."""
+    the most output the request allows, at the route's dearest target price. A door whose
+    calls have a known price (an MCP tool call's ``price_per_call``) puts it in
+    ``ctx.state[ESTIMATE]``, which is then the estimate."""
+    hinted = ctx.state.get(ESTIMATE)
+    if isinstance(hinted, int | float) and not isinstance(hinted, bool):
+        return float(hinted)
     try:
         route = gw.router.resolve(ctx.model)
     except Exception:

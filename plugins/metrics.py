@@ -81,6 +81,7 @@ OPERATION = {
     "messages": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
+    "mcp.tools/call": "execute_tool",  # an MCP tool call (plugway.plugins.mcp)
 }
 
 
@@ -217,6 +218,19 @@ class Metrics:
             ("provider", "upstream_model"),
             registry=reg,
             multiprocess_mode="mostrecent",
+        )
+        self.mcp_calls = prom.Counter(
+            "plugway_mcp_calls",
+            "MCP tool calls through the gateway, by server, tool and outcome (ok, tool_error, "
+            "denied, timeout, unavailable, error, refused, cancelled).",
+            ("server", "tool", "outcome"),
+            registry=reg,
+        )
+        self.mcp_duration = histogram(
+            "plugway_mcp_call_duration_seconds",
+            "MCP tool calls: time from the request to the result.",
+            ("server", "tool"),
+            DURATION_BUCKETS,
         )
         self.genai_tokens = histogram(
             "gen_ai_client_token_usage",
@@ -403,3 +417,10 @@ def post_response(ctx: RequestContext) -> None:
     if ctx.state.pop(_FLIGHT, False):
         collected.in_flight.dec()
     collected.observe(ctx)
+    call = ctx.state.get("mcp.call")
+    if call is not None:  # an MCP tool call (see plugway.plugins.mcp.calls)
+        outcome = ctx.state.get("mcp.outcome", "error")
+        collected._child(collected.mcp_calls, call.server, call.tool, outcome).inc()
+        if ctx.ended is not None:
+            elapsed = ctx.ended - ctx.started
+            collected._child(collected.mcp_duration, call.server, call.tool).observe(elapsed)

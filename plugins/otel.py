@@ -174,6 +174,11 @@ class Tracing:
             attributes.update(self._usage(tokens))
         if ctx.finish_reason:
             attributes["gen_ai.response.finish_reasons"] = (ctx.finish_reason,)
+        call = ctx.state.get("mcp.call")
+        if call is not None:  # an MCP tool call: OTel's execute_tool span attributes
+            attributes["gen_ai.tool.name"] = call.tool
+            attributes["mcp.server"] = call.server
+            attributes["plugway.mcp.outcome"] = ctx.state.get("mcp.outcome", "error")
         if ctx.first_token_at is not None:
             attributes["gen_ai.response.time_to_first_chunk"] = ctx.first_token_at - ctx.started
         if ctx.cost is not None:

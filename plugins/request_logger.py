@@ -62,6 +62,25 @@ def request_record(ctx: RequestContext) -> dict[str, Any]:
         "finish_reason": ctx.finish_reason,
         "tags": ctx.tags or None,
         "route": ctx.trace.summary(ctx.attempts),
+    } | _tool_call(ctx)
+
+
+def _tool_call(ctx: RequestContext) -> dict[str, Any]:
+    """An MCP tool call's own fields: server, tool, team, outcome and sizes (characters of
+    arguments and result), never the arguments or the result themselves."""
+    call = ctx.state.get("mcp.call")
+    if call is None:
+        return {}
+    sizes = ctx.state.get("mcp.sizes") or (None, None)
+    return {
+        "mcp": {
+            "server": call.server,
+            "tool": call.tool,
+            "team": ctx.tags.get("team"),
+            "outcome": ctx.state.get("mcp.outcome"),
+            "arguments_chars": sizes[0],
+            "result_chars": sizes[1],
+        }
     }
 
 

@@ -156,6 +156,8 @@ def post_response(ctx: RequestContext) -> None:
         return
     # The usage is the final attempt's (a stream cut or cancelled midway included).
     last = ctx.final_attempt
+    if last is None and ctx.cost is not None:
+        return  # priced by its door, with no model attempt (an MCP tool call's price)
     if ctx.tags.get("cache") == "hit":  # answered from a response cache: no call, no cost
         record = CostRecord(request_tokens(ctx), None, 0.0)
     else:

@@ -20,6 +20,7 @@ from plugway.plugins.filters.text import (
     StreamScanner,
     enabled_when_acting,
     fail_closed,
+    filter_slots,
     first_match_spans,
     key_action,
     refusal,
@@ -29,6 +30,7 @@ from plugway.plugins.filters.text import (
     scan_chunk,
 )
 from plugway.provider import ProviderResponse
+from plugway.tools import ToolCall, ToolResult
 
 #: Reads text to filter it and keeps none.
 PLUGWAY_RETAINS_CONTENT = False
@@ -234,3 +236,36 @@ def stream_chunk(ctx: RequestContext, chunk: dict[str, Any]) -> None:
         raise fail_closed(NAME, exc) from None
     if spans and action == "block":
         raise refusal(NAME, f"the answer contains personal data ({_labels(spans)})", "pii_detected")
+
+
+def _refuse_in(where: str) -> Callable[[list[tuple[int, int, str]]], GatewayError]:
+    def refuse(spans: list[tuple[int, int, str]]) -> GatewayError:
+        return refusal(NAME, f"{where} contains personal data ({_labels(spans)})", "pii_detected")
+
+    return refuse
+
+
+@hookimpl
+def pre_tool_call(ctx: RequestContext, call: ToolCall) -> None:
+    """Personal data in an MCP tool call's arguments: redacted or refused, as in prompts."""
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off":
+        return
+    try:
+        if filter_slots(call.texts(), _rt.find, action, _refuse_in("the tool call's arguments")):
+            ctx.tags["pii"] = "redacted"
+    except Exception as exc:
+        raise fail_closed(NAME, exc) from None
+
+
+@hookimpl(tryfirst=True)
+def post_tool_call(ctx: RequestContext, result: ToolResult) -> None:
+    """Personal data in an MCP tool's result, when ``responses`` is on (as for answers)."""
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off" or not _rt.settings.responses:
+        return
+    try:
+        if filter_slots(result.texts(), _rt.find, action, _refuse_in("the tool's result")):
+            ctx.tags["pii"] = "redacted"
+    except Exception as exc:
+        raise fail_closed(NAME, exc) from None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from loguru import logger
 from plugway.context import RequestContext
 from plugway.hooks import hookimpl
 from plugway.plugins.filters.text import (
@@ -21,6 +22,7 @@ from plugway.plugins.filters.text import (
     refusal,
     request_texts,
 )
+from plugway.tools import ToolResult
 
 #: Reads prompts to score them and keeps none.
 PLUGWAY_RETAINS_CONTENT = False
@@ -62,6 +64,10 @@ class PromptGuardSettings:
     #: themselves through ``metadata.prompt_guard``.
     per_key: bool = False
     threshold: int = 1
+    #: What to do with an upstream MCP tool whose description looks like an injection (tool
+    #: poisoning): "hide" it from every client (and refuse calls to it), "flag" it (logged),
+    #: or "off". Scanned whenever a server's tool list is fetched.
+    tool_descriptions: str = "off"
 
 
 @attrs.define
@@ -79,8 +85,13 @@ def score(text: str) -> list[str]:
     return [name for name, pattern in SIGNALS.items() if pattern.search(norm)]
 
 
-#: Idle (unregistered, costing nothing) unless an action is configured or keys may pick one.
-plugway_enabled = enabled_when_acting(NAME)
+_acting = enabled_when_acting(NAME)
+
+
+def plugway_enabled(config: Any) -> bool:
+    """Idle (unregistered, costing nothing) unless an action is configured, keys may pick
+    one, or MCP tool descriptions are scanned."""
+    return _acting(config) or config.plugin_settings[NAME].tool_descriptions != "off"
 
 
 @hookimpl
@@ -91,9 +102,15 @@ def register_settings(register: Callable[..., None]) -> None:
 @hookimpl
 def check_config(config: Any) -> list[str] | None:
     settings = config.plugin_settings[NAME]
+    problems = []
     if settings.action not in ("flag", "block", "off"):
-        return [f"plugins.prompt_guard.action: {settings.action!r}; use flag, block or off"]
-    return None
+        problems.append(f"plugins.prompt_guard.action: {settings.action!r}; use flag, block or off")
+    if settings.tool_descriptions not in ("hide", "flag", "off"):
+        problems.append(
+            f"plugins.prompt_guard.tool_descriptions: {settings.tool_descriptions!r}; "
+            "use hide, flag or off"
+        )
+    return problems or None
 
 
 @hookimpl
@@ -121,3 +138,60 @@ def pre_route(ctx: RequestContext) -> None:
         )
     ctx.tags["prompt_guard"] = names
     ctx.response_headers["x-plugway-prompt-guard"] = "flagged"
+
+
+def _signals(texts: Any) -> set[str]:
+    found: set[str] = set()
+    for text, _ in texts:
+        found.update(score(text[:100_000]))
+    return found
+
+
+@hookimpl
+def tools_listed(server: str, tools: list[dict[str, Any]]) -> None:
+    """Tool poisoning: an upstream tool whose description (or title) reads like an
+    injection is hidden from every client or flagged, as ``tool_descriptions`` says."""
+    mode = _rt.settings.tool_descriptions
+    if mode == "off":
+        return
+    kept = []
+    for tool in tools:
+        texts = [(tool.get(f), None) for f in ("description", "title")]
+        signals = _signals((t, s) for t, s in texts if isinstance(t, str))
+        if len(signals) < max(1, _rt.settings.threshold):
+            kept.append(tool)
+            continue
+        names = ", ".join(sorted(signals))
+        logger.warning(
+            "prompt_guard: MCP tool {}/{} has a suspicious description ({}){}",
+            server,
+            tool.get("name"),
+            names,
+            "; hidden" if mode == "hide" else "",
+        )
+        if mode == "flag":
+            kept.append(tool)
+    tools[:] = kept
+
+
+@hookimpl(tryfirst=True)
+def post_tool_call(ctx: RequestContext, result: ToolResult) -> None:
+    """An injected instruction in an MCP tool's result (a web page, an issue body): refused
+    or flagged before the model reads it, as for tool messages in prompts."""
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off":
+        return
+    try:
+        signals = _signals(result.texts())
+    except Exception as exc:
+        raise fail_closed(NAME, exc) from None
+    if len(signals) < max(1, _rt.settings.threshold):
+        return
+    names = ", ".join(sorted(signals))
+    if action == "block":
+        raise refusal(
+            NAME,
+            f"the tool's result looks like a prompt injection ({names})",
+            "prompt_injection_detected",
+        )
+    ctx.tags["prompt_guard"] = names

@@ -10,16 +10,19 @@ from typing import Any
 
 import attrs
 from plugway.context import RequestContext
+from plugway.errors import InvalidRequest
 from plugway.hooks import hookimpl
 from plugway.plugins.filters.text import (
     enabled_when_acting,
     fail_closed,
+    filter_slots,
     first_match_spans,
     key_action,
     refusal,
     replace_spans,
     request_texts,
 )
+from plugway.tools import ToolCall, ToolResult
 
 #: Reads prompts to filter them and keeps none.
 PLUGWAY_RETAINS_CONTENT = False
@@ -126,6 +129,41 @@ def pre_route(ctx: RequestContext) -> None:
                     NAME, f"the prompt contains {kinds}; remove it and retry", "secret_detected"
                 )
             set_text(replace_spans(text, spans))
+            ctx.tags["secrets"] = "redacted"
+    except Exception as exc:
+        raise fail_closed(NAME, exc) from None
+
+
+def _refuse_in(where: str) -> Callable[[list[tuple[int, int, str]]], InvalidRequest]:
+    def refuse(spans: list[tuple[int, int, str]]) -> InvalidRequest:
+        kinds = "a private key" if spans[0][2] == "PRIVATE_KEY" else "a credential"
+        return refusal(NAME, f"{where} contains {kinds}", "secret_detected")
+
+    return refuse
+
+
+@hookimpl
+def pre_tool_call(ctx: RequestContext, call: ToolCall) -> None:
+    """A credential in an MCP tool call's arguments: redacted or refused, as in prompts."""
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off":
+        return
+    try:
+        if filter_slots(call.texts(), find, action, _refuse_in("the tool call's arguments")):
+            ctx.tags["secrets"] = "redacted"
+    except Exception as exc:
+        raise fail_closed(NAME, exc) from None
+
+
+@hookimpl(tryfirst=True)
+def post_tool_call(ctx: RequestContext, result: ToolResult) -> None:
+    """A credential in an MCP tool's result (a config file, an environment dump): redacted
+    or refused before the client, and so the model, reads it."""
+    action = key_action(ctx, NAME, _rt.settings.action)
+    if action == "off":
+        return
+    try:
+        if filter_slots(result.texts(), find, action, _refuse_in("the tool's result")):
             ctx.tags["secrets"] = "redacted"
     except Exception as exc:
         raise fail_closed(NAME, exc) from None

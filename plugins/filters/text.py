@@ -4,7 +4,7 @@ failing closed, and a streaming scanner with a bounded carry-over."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -185,3 +185,24 @@ def enabled_when_acting(name: str) -> Callable[[Any], bool]:
         return bool(settings.action != "off" or settings.per_key)
 
     return plugway_enabled
+
+
+def filter_slots(
+    slots: Iterable[tuple[str, Callable[[str], None]]],
+    find: Finder,
+    action: str,
+    refuse: Callable[[list[tuple[int, int, str]]], GatewayError],
+) -> bool:
+    """Redact (``action == "redact"``) or refuse (``"block"``: raise ``refuse(spans)``) what
+    ``find`` finds in each text of ``slots`` (see :meth:`plugway.tools.ToolCall.texts`).
+    Returns True when something was redacted."""
+    changed = False
+    for text, set_text in list(slots):
+        spans = find(text)
+        if not spans:
+            continue
+        if action == "block":
+            raise refuse(spans)
+        set_text(replace_spans(text, spans))
+        changed = True
+    return changed

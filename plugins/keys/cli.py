@@ -50,6 +50,14 @@ def add_commands(commands: Any) -> None:
         help="per-model limits, e.g. gpt-4o:10:20000 (empty = no limit)",
     )
     create.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
+    create.add_argument(
+        "--mcp-tools",
+        action="append",
+        default=None,
+        metavar="GLOBS",
+        help="MCP tools the key may list and call, as comma-separated server/tool globs "
+        '(repeatable; e.g. "github/*,docs/search"); not given means every tool',
+    )
     create.add_argument("--json", action="store_true", help="print JSON")
     list_.add_argument("--team")
     list_.add_argument("--json", action="store_true", help="print JSON")
@@ -134,6 +142,7 @@ def _create(args: argparse.Namespace, store: KeyStore, gateway: Any) -> int:
         expires_at=expires_at,
         limits=limits,
         metadata=metadata,
+        mcp_tools=mcp_tools_from(args.mcp_tools),
     )
     _audit(
         gateway, {"action": "key.create", "actor": "cli", "key_id": record.id, "team": record.team}
@@ -146,3 +155,11 @@ def _create(args: argparse.Namespace, store: KeyStore, gateway: Any) -> int:
             "This key is shown once: store it now."
         )
     return 0
+
+
+def mcp_tools_from(values: list[str] | None) -> list[str] | None:
+    """``--mcp-tools`` values (each a comma-separated list of globs) as one list; ``None``
+    when the option was not given."""
+    if values is None:
+        return None
+    return [glob.strip() for value in values for glob in value.split(",") if glob.strip()]

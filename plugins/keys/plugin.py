@@ -223,6 +223,8 @@ async def pre_route(ctx: RequestContext) -> None:
     ctx.principal = key.id
     ctx.tags["team"] = key.team
     ctx.state["keys"] = key
+    if ctx.endpoint.startswith("mcp."):
+        return  # a tool call: its scope is the key's mcp_tools, checked by the mcp plugin
     if not key.allows(ctx.model):
         raise PermissionDenied(
             f"this API key may not use the model '{ctx.model}'",
@@ -287,7 +289,16 @@ def parse_create(data: Any) -> dict[str, Any]:
     """Check an admin ``create`` body; every mistake is a 400 naming the field."""
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object")
-    allowed = {"team", "name", "models", "expires_at", "expires_in", "limits", "metadata"}
+    allowed = {
+        "team",
+        "name",
+        "models",
+        "expires_at",
+        "expires_in",
+        "limits",
+        "metadata",
+        "mcp_tools",
+    }
     unknown = set(data) - allowed
     if unknown:
         raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}; allowed: {sorted(allowed)}")
@@ -313,6 +324,15 @@ def parse_create(data: Any) -> dict[str, Any]:
     name = data.get("name", "")
     if not isinstance(name, str):
         raise InvalidRequest("'name' must be a string", param="name")
+    mcp_tools = data.get("mcp_tools")
+    if mcp_tools is not None and (
+        not isinstance(mcp_tools, list)
+        or not all(isinstance(g, str) and "/" in g for g in mcp_tools)
+    ):
+        raise InvalidRequest(
+            "'mcp_tools' must be an array of server/tool globs, e.g. [\"github/*\"]",
+            param="mcp_tools",
+        )
     limits = data.get("limits", {})
     if not isinstance(limits, dict):
         raise InvalidRequest("'limits' must be an object", param="limits")
@@ -327,6 +347,7 @@ def parse_create(data: Any) -> dict[str, Any]:
         "expires_at": expires_at,
         "limits": key_limits,
         "metadata": metadata,
+        "mcp_tools": mcp_tools,
     }
 
 

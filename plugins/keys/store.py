@@ -8,6 +8,7 @@ the return value of :meth:`KeyStore.create`.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import secrets
 import sqlite3
@@ -33,9 +34,14 @@ CREATE TABLE IF NOT EXISTS keys (
     limits TEXT NOT NULL DEFAULT '{}',
     metadata TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    mcp_tools TEXT
 );
 """
+
+#: Columns added after the first release, with their definitions: a store made by an older
+#: gateway gains them when it is opened (``ALTER TABLE ... ADD COLUMN``, NULL for old rows).
+_MIGRATIONS = (("mcp_tools", "TEXT"),)
 
 
 def digest(key: str) -> str:
@@ -69,12 +75,22 @@ class VirtualKey:
     metadata: Mapping[str, Any]
     created_at: float
     revoked_at: float | None
+    #: ``server/tool`` globs (``fnmatch``) of the MCP tools the key may list and call;
+    #: ``None`` (the default, and every key made before MCP) allows all.
+    mcp_tools: tuple[str, ...] | None = None
 
     def usable(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
     def allows(self, model: str) -> bool:
         return not self.models or model in self.models
+
+    def allows_tool(self, server: str, tool: str) -> bool:
+        """Whether the key may see and call MCP tool ``tool`` of server ``server``."""
+        if self.mcp_tools is None:
+            return True
+        name = f"{server}/{tool}"
+        return any(fnmatch.fnmatchcase(name, glob) for glob in self.mcp_tools)
 
     def public(self) -> dict[str, Any]:
         """What ``keys list`` and the admin API show."""
@@ -88,6 +104,7 @@ class VirtualKey:
             "metadata": dict(self.metadata),
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+            "mcp_tools": None if self.mcp_tools is None else list(self.mcp_tools),
         }
 
 
@@ -144,7 +161,19 @@ class KeyStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Add the columns a store made by an older gateway lacks."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(keys)")}
+        for column, definition in _MIGRATIONS:
+            if column not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE keys ADD COLUMN {column} {definition}")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -158,6 +187,7 @@ class KeyStore:
         expires_at: float | None = None,
         limits: KeyLimits | None = None,
         metadata: Mapping[str, Any] | None = None,
+        mcp_tools: list[str] | None = None,
     ) -> tuple[str, VirtualKey]:
         """Make a key; returns the plain key (its only appearance) and its record."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -167,7 +197,7 @@ class KeyStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO keys (id, digest, team, name, models, expires_at, limits, "
-                "metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "metadata, created_at, mcp_tools) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_id,
                     digest(key),
@@ -178,6 +208,7 @@ class KeyStore:
                     orjson.dumps(attrs.asdict(limits)).decode(),
                     orjson.dumps(dict(metadata or {})).decode(),
                     now,
+                    None if mcp_tools is None else orjson.dumps(mcp_tools).decode(),
                 ),
             )
         record = self.get(key_id)
@@ -227,7 +258,7 @@ class KeyStore:
             return int(self._db.execute("SELECT count(*) FROM keys").fetchone()[0])
 
 
-_COLUMNS = "id, team, name, models, expires_at, limits, metadata, created_at, revoked_at"
+_COLUMNS = "id, team, name, models, expires_at, limits, metadata, created_at, revoked_at, mcp_tools"
 
 
 def _record(row: tuple[Any, ...]) -> VirtualKey:
@@ -242,4 +273,5 @@ def _record(row: tuple[Any, ...]) -> VirtualKey:
         metadata=orjson.loads(row[6]),
         created_at=row[7],
         revoked_at=row[8],
+        mcp_tools=None if row[9] is None else tuple(orjson.loads(row[9])),
     )
