@@ -1,7 +1,10 @@
 """OpenAI Responses served natively: the :class:`NativeResponses` protocol a provider implements
-when its host serves ``POST /v1/responses`` itself, and the pure reading of a Responses event
+when its host serves ``POST /v1/responses`` itself, the pure reading of a Responses event
 stream that such a provider's pass-through stream needs (usage, the final response object, an
-in-band error).
+in-band error), and the conversions a pass-through needs around it: a host's Response as the
+canonical chat answer plugins read (:func:`chat_of_response`), a stored conversation as input
+items for a host that cannot resolve ``previous_response_id`` (:func:`chat_to_input_items`), and
+the canonical view of a request only a native host can serve (:func:`lenient_chat_request`).
 
 The inbound ``/v1/responses`` endpoint passes a client's body through (``model`` replaced) to a
 target whose provider implements :class:`NativeResponses` and says, through
@@ -11,11 +14,16 @@ translated through chat completions (:mod:`plugway.formats.openai_responses`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from plugway.context import RequestContext, Target
+from plugway.formats.openai_responses import (
+    input_to_chat_messages,
+    output_to_chat_messages,
+    usage_to_chat,
+)
 from plugway.provider import ChunkStream, ProviderResponse
 from plugway.sse import iter_data
 
@@ -133,3 +141,121 @@ class ResponsesStreamReader:
         ):
             return "tool_calls"
         return "stop"
+
+
+# -- conversions around a pass-through -----------------------------------------------------------
+
+
+def chat_of_response(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A Response object as a chat completion answer (one choice): the view ``post_response``
+    filters, cost and logs read."""
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    for part in output_to_chat_messages(response):
+        if part.get("content"):
+            message["content"] = (message["content"] or "") + str(part["content"])
+        if part.get("refusal"):
+            message["refusal"] = part["refusal"]
+        if part.get("tool_calls"):
+            message.setdefault("tool_calls", []).extend(part["tool_calls"])
+    reader = ResponsesStreamReader()
+    reader.response = dict(response)
+    return {
+        "id": response.get("id"),
+        "object": "chat.completion",
+        "created": response.get("created_at"),
+        "model": response.get("model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": reader.finish_reason}],
+        "usage": usage_to_chat(response.get("usage")),
+    }
+
+
+def chat_to_input_items(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages (a stored conversation) as Responses input items: messages with their
+    text and image parts, assistant tool calls as ``function_call`` items, tool messages as
+    ``function_call_output`` items."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        content = message.get("content")
+        if role == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": str(message.get("tool_call_id") or ""),
+                    "output": content if isinstance(content, str) else _text_of(content),
+                }
+            )
+            continue
+        if role not in ("user", "assistant", "system", "developer"):
+            continue
+        parts = _parts(content, assistant=role == "assistant")
+        if parts:
+            items.append({"type": "message", "role": role, "content": parts})
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": str(call.get("id") or ""),
+                    "name": str(function.get("name") or ""),
+                    "arguments": str(function.get("arguments") or ""),
+                }
+            )
+    return items
+
+
+def _parts(content: Any, *, assistant: bool) -> list[dict[str, Any]]:
+    text_type = "output_text" if assistant else "input_text"
+    if isinstance(content, str):
+        return [{"type": text_type, "text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else ():
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            out.append({"type": text_type, "text": str(part.get("text") or "")})
+        elif kind == "image_url" and not assistant:
+            image = part.get("image_url") or {}
+            entry = {"type": "input_image", "image_url": image.get("url"), "detail": "auto"}
+            if image.get("detail"):
+                entry["detail"] = image["detail"]
+            out.append(entry)
+        elif kind == "file" and not assistant:
+            file = part.get("file") or {}
+            out.append(
+                {
+                    "type": "input_file",
+                    "file_data": file.get("file_data"),
+                    "filename": file.get("filename"),
+                }
+            )
+    return out
+
+
+def _text_of(content: Any) -> str:
+    if not isinstance(content, list):
+        return "" if content is None else str(content)
+    return "".join(str(p.get("text") or "") for p in content if isinstance(p, Mapping))
+
+
+def input_as_items(body: Mapping[str, Any]) -> list[Any]:
+    """The request's ``input`` as a list of items (a string is one user message)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return list(value) if isinstance(value, list) else []
+
+
+def lenient_chat_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The canonical body of a request that only a native target can serve: its messages (what
+    filters and limits read), the rest left out."""
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    messages.extend(input_to_chat_messages(body, lenient=True))
+    out: dict[str, Any] = {"model": body["model"], "messages": messages}
+    if body.get("stream") is True:
+        out["stream"] = True
+    return out

@@ -38,17 +38,19 @@ from plugway.formats.openai_responses import (
     NativeOnly,
     from_chat_response,
     input_items,
-    input_to_chat_messages,
     output_to_chat_messages,
     sse,
     to_chat_request,
 )
 from plugway.formats.openai_responses_native import (
     ResponsesEventStream,
+    chat_of_response,
+    chat_to_input_items,
+    input_as_items,
+    lenient_chat_request,
     native_responses,
 )
 from plugway.gateway import Gateway
-from plugway.plugins.responses.native import chat_of_response, chat_to_input_items, input_as_items
 from plugway.plugins.responses.runtime import owner_of, runtime
 from plugway.plugins.responses.store import StoredResponse
 from plugway.provider import ChunkStream, Provider, ProviderResponse
@@ -102,20 +104,6 @@ class Inbound:
         body.pop("previous_response_id", None)
         body["input"] = chat_to_input_items(previous.messages) + input_as_items(self.body)
         return body
-
-
-def lenient_chat_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The canonical body of a request that only a native target can serve: its messages (what
-    filters and limits read), the rest left out."""
-    messages: list[dict[str, Any]] = []
-    instructions = body.get("instructions")
-    if isinstance(instructions, str) and instructions:
-        messages.append({"role": "system", "content": instructions})
-    messages.extend(input_to_chat_messages(body, lenient=True))
-    out: dict[str, Any] = {"model": body["model"], "messages": messages}
-    if body.get("stream") is True:
-        out["stream"] = True
-    return out
 
 
 def parse(request: Request, gw: Gateway) -> Inbound:
