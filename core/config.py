@@ -198,6 +198,7 @@ DEFAULT_ENV_PROVIDERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "o4-mini",
             "text-embedding-3-small",
             "text-embedding-3-large",
+            "omni-moderation-latest",
         ),
     ),
     (

@@ -37,6 +37,15 @@ def test_serves_fake_models_with_no_config_and_no_key() -> None:
         )
         assert tool.choices[0].message.tool_calls[0].function.name == "lookup"  # type: ignore[index,union-attr]
         assert tool.choices[0].finish_reason == "tool_calls"
+        answer = client.responses.create(model="fake-chat", input="hello responses")
+        assert answer.output_text.endswith("You said: hello responses")
+        follow = client.responses.create(
+            model="fake-chat", input="again", previous_response_id=answer.id
+        )
+        assert follow.status == "completed"
+        assert client.completions.create(model="fake-chat", prompt="once").choices[0].text
+        moderated = client.moderations.create(model="fake-moderation", input="I will attack")
+        assert moderated.results[0].flagged is True
         assert "serving http://127.0.0.1:" in gw.output()
 
 
