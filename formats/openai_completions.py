@@ -191,7 +191,8 @@ def parse_request(body: Mapping[str, Any]) -> CompletionRequest:
         raise InvalidRequest(f"logprobs must be at most {MAX_LOGPROBS}", param="logprobs")
     _check_int(body, "max_tokens", minimum=0)
     n = _check_int(body, "n", minimum=1) or 1
-    best_of = _check_int(body, "best_of", minimum=1)
+    # OpenAI's published schema allows 0 (the default, 1, applies).
+    best_of = _check_int(body, "best_of", minimum=0) or None
     if best_of is not None and best_of < n:
         raise InvalidRequest("best_of must be at least n", param="best_of")
     _check_int(body, "seed")

@@ -920,3 +920,10 @@ def test_several_prompts_stream_indexes() -> None:
     chunk = {"choices": [{"index": 1, "delta": {"content": "x"}, "finish_reason": None}]}
     assert translator.feed(chunk, prompt=0)[0]["choices"][0]["index"] == 1
     assert translator.feed(chunk, prompt=1)[0]["choices"][0]["index"] == 3
+
+
+def test_best_of_zero_is_the_default_as_openais_schema_allows(gw: GatewayProcess) -> None:
+    """The published schema's minimum for best_of is 0 (found by openai-python's own generated
+    API tests, which send it); it reads as unset, not as a 400."""
+    answer = client(gw).completions.create(model="instruct", prompt="x", best_of=0)
+    assert answer.choices[0].text

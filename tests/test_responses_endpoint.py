@@ -561,3 +561,13 @@ def test_request_log_has_usage_and_the_decision(gw: GatewayProcess, model: str) 
     record = gw.request_record(request_id)
     assert record["stream"] is True and record["usage"]["completion_tokens"] == 7
     assert record["finish_reason"] == "stop"
+
+
+def test_served_without_the_v1_prefix_as_chat_is(gw: GatewayProcess) -> None:
+    """Some clients (and the SDK's own generated tests) use a base URL without /v1; the core
+    serves chat there, and so does this door, with its resources."""
+    bare = openai.OpenAI(base_url=gw.url, api_key="sk-test", max_retries=0)
+    answer = bare.responses.create(model="compat", input="no prefix")
+    assert bare.responses.retrieve(answer.id).id == answer.id
+    assert [item.type for item in bare.responses.input_items.list(answer.id)] == ["message"]
+    assert bare.responses.delete(answer.id) is None

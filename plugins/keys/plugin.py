@@ -48,6 +48,9 @@ PIPELINE_PATHS = frozenset(
         "/v1/moderations",
         "/moderations",
         "/v1/responses",
+        "/responses",
+        "/v1/completions",
+        "/completions",
     }
 )
 

@@ -57,22 +57,30 @@ def check_config(config: Config) -> list[str] | None:
 
 @hookimpl
 def register_routes(app: Sanic[Any, Any], config: Config) -> None:
-    app.add_route(endpoint.create, "/v1/responses", methods=["POST"], name="responses_create")
-    app.add_route(
-        resources.retrieve,
-        "/v1/responses/<response_id>",
-        methods=["GET"],
-        name="responses_retrieve",
-    )
-    app.add_route(
-        resources.delete, "/v1/responses/<response_id>", methods=["DELETE"], name="responses_delete"
-    )
-    app.add_route(
-        resources.list_input_items,
-        "/v1/responses/<response_id>/input_items",
-        methods=["GET"],
-        name="responses_input_items",
-    )
+    # Served with and without the /v1 prefix, as the core serves chat.
+    for prefix in ("/v1", ""):
+        tag = prefix.strip("/") or "bare"
+        app.add_route(
+            endpoint.create, f"{prefix}/responses", methods=["POST"], name=f"responses_create_{tag}"
+        )
+        app.add_route(
+            resources.retrieve,
+            f"{prefix}/responses/<response_id>",
+            methods=["GET"],
+            name=f"responses_retrieve_{tag}",
+        )
+        app.add_route(
+            resources.delete,
+            f"{prefix}/responses/<response_id>",
+            methods=["DELETE"],
+            name=f"responses_delete_{tag}",
+        )
+        app.add_route(
+            resources.list_input_items,
+            f"{prefix}/responses/<response_id>/input_items",
+            methods=["GET"],
+            name=f"responses_input_items_{tag}",
+        )
 
 
 def make_store(app: Any, config: Config) -> ResponseStore | None:
