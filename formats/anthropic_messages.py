@@ -10,9 +10,9 @@ Inbound (Anthropic request -> OpenAI request -> Anthropic response):
 :func:`anthropic_to_openai_request`, :func:`openai_to_anthropic_response`,
 :class:`OpenAIToAnthropicStream`.
 
-What does not translate (documented, not silently wrong): OpenAI ``n`` > 1 is refused;
-``response_format``, ``logprobs``, ``seed``, ``reasoning_effort`` and other OpenAI-only fields
-are dropped for Anthropic; Anthropic ``top_k``, ``thinking``, ``cache_control`` and server
+What does not translate (documented, not silently wrong): OpenAI ``n`` > 1,
+``response_format`` other than text, and the OpenAI-only fields in :data:`UNTRANSLATABLE`
+(``logprobs``, ``seed``, ``reasoning_effort`` ...) are refused with a 400 naming the field; Anthropic ``top_k``, ``thinking``, ``cache_control`` and server
 tools have no OpenAI form (``top_k``/``thinking``/``cache_control`` are dropped, server tools
 are refused with a 400).
 """
@@ -27,6 +27,7 @@ import attrs
 import orjson
 from plugway.errors import InvalidRequest
 from plugway.formats.common import loads_object, parse_data_url
+from plugway.formats.openai_chat import refuse_untranslatable, validate_chat_request
 from plugway.sse import EventSplitter, iter_data, sse_event
 
 if TYPE_CHECKING:
@@ -70,6 +71,18 @@ MODEL_OUTPUT_LIMITS: dict[str, int] = {
     "claude-3-haiku": 4096,
 }
 FALLBACK_MAX_TOKENS = 4096
+#: OpenAI fields an Anthropic model cannot honour: a request setting one is refused.
+UNTRANSLATABLE = (
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+    "audio",
+    "prediction",
+)
 #: Anthropic ``metadata.user_id`` becomes OpenAI ``user`` only up to this length (OpenAI-style
 #: hosts cap it; Claude Code sends a long JSON blob there, which is dropped).
 MAX_USER_LENGTH = 64
@@ -134,13 +147,11 @@ def openai_to_anthropic_request(
     System and developer messages become the top-level ``system`` (text blocks, keeping
     ``cache_control``); consecutive messages of one role (tool results included) merge into
     one turn; ``max_tokens`` is ``max_completion_tokens``, ``max_tokens`` or the model's output
-    limit. A request that cannot be expressed raises :class:`InvalidRequest` naming the field.
+    limit. A request that breaks OpenAI's schema, or sets a field Anthropic cannot honour
+    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1), raises
+    :class:`InvalidRequest` naming the field: nothing is silently dropped.
     """
-    n = body.get("n")
-    if isinstance(n, int) and n > 1:
-        raise InvalidRequest(
-            "Anthropic models answer one choice per request; 'n' must be 1", param="n"
-        )
+    _refuse_untranslatable(body)
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     messages = body.get("messages")
@@ -198,6 +209,30 @@ def openai_to_anthropic_request(
     if body.get("stream") is True:
         out["stream"] = True
     return out
+
+
+def _refuse_untranslatable(body: Mapping[str, Any]) -> None:
+    """Refuse what breaks OpenAI's schema or has no faithful Anthropic form."""
+    validate_chat_request(body)
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise InvalidRequest(
+            "Anthropic models answer one choice per request; 'n' must be 1", param="n"
+        )
+    refuse_untranslatable(body, "Anthropic", UNTRANSLATABLE)
+    fmt = body.get("response_format")
+    if fmt is not None and fmt.get("type") != "text":
+        raise InvalidRequest(
+            "response_format json_object and json_schema cannot be translated for Anthropic "
+            "models; leave it out, or route this request to an OpenAI-format target",
+            param="response_format.type",
+        )
+    modalities = body.get("modalities")
+    if modalities and modalities != ["text"]:
+        raise InvalidRequest(
+            "Anthropic models answer in text only; modalities must be ['text']",
+            param="modalities",
+        )
 
 
 def _append_turn(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
