@@ -1071,3 +1071,121 @@ class NativeMessages(Protocol):
     async def count_tokens(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> dict[str, Any]: ...
+
+
+# -- checking an inbound Messages request ------------------------------------------------------
+
+_NUMBERS = ("temperature", "top_p")
+
+
+def _bad(path: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"{path}: must be {expected}", param=path)
+
+
+def validate_messages_request(body: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidRequest` (param = the field path, Anthropic's dotted style:
+    ``messages.2.content.0.text``) when a field the gateway reads or translates has not the
+    type Anthropic's API gives it. Types only; unknown fields and block types pass (to an
+    Anthropic target untouched; a translation refuses what it cannot carry)."""
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        _blocks(system, "system", text_only=True)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "messages: a non-empty array of messages is required", param="messages"
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{i}", "an object with role and content")
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise _bad(f"messages.{i}.role", "'user' or 'assistant'")
+        content = message.get("content")
+        if not isinstance(content, str):
+            _blocks(content, f"messages.{i}.content")
+    for name in _NUMBERS:
+        value = body.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise _bad(name, "a number")
+    top_k = body.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)):
+        raise _bad("top_k", "an integer")
+    stops = body.get("stop_sequences")
+    if stops is not None and (
+        not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
+    ):
+        raise _bad("stop_sequences", "an array of strings")
+    _messages_tools(body.get("tools"))
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or not isinstance(choice.get("type"), str):
+            raise _bad("tool_choice", "an object with a type")
+        if choice["type"] == "tool" and not isinstance(choice.get("name"), str):
+            raise _bad("tool_choice.name", "a string")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _bad("metadata", "an object")
+        user_id = metadata.get("user_id")
+        if user_id is not None and not isinstance(user_id, str):
+            raise _bad("metadata.user_id", "a string")
+
+
+def _blocks(content: Any, path: str, text_only: bool = False) -> None:
+    if not isinstance(content, list):
+        raise _bad(path, "a string or an array of content blocks")
+    for j, block in enumerate(content):
+        where = f"{path}.{j}"
+        if not isinstance(block, dict):
+            raise _bad(where, "an object with a type")
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            raise _bad(f"{where}.type", "a string")
+        if text_only and kind != "text":
+            raise _bad(f"{where}.type", "'text'")
+        if kind == "text":
+            if not isinstance(block.get("text"), str):
+                raise _bad(f"{where}.text", "a string")
+        elif kind in ("image", "document"):
+            source = block.get("source")
+            if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+                raise _bad(f"{where}.source", "an object with a type")
+            for key in ("media_type", "data", "url"):
+                value = source.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise _bad(f"{where}.source.{key}", "a string")
+        elif kind == "tool_use":
+            for key in ("id", "name"):
+                if not isinstance(block.get(key), str):
+                    raise _bad(f"{where}.{key}", "a string")
+            if not isinstance(block.get("input"), dict):
+                raise _bad(f"{where}.input", "an object")
+        elif kind == "tool_result":
+            if not isinstance(block.get("tool_use_id"), str):
+                raise _bad(f"{where}.tool_use_id", "a string")
+            result = block.get("content")
+            if result is not None and not isinstance(result, str):
+                _blocks(result, f"{where}.content")
+        elif kind == "thinking" and not isinstance(block.get("thinking"), str):
+            raise _bad(f"{where}.thinking", "a string")
+
+
+def _messages_tools(tools: Any) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise _bad("tools", "an array of tools")
+    for j, tool in enumerate(tools):
+        where = f"tools.{j}"
+        if not isinstance(tool, dict):
+            raise _bad(where, "an object")
+        if tool.get("type", "custom") not in ("custom", None):
+            continue  # a server tool: the translation refuses it for other targets
+        if not isinstance(tool.get("name"), str):
+            raise _bad(f"{where}.name", "a string")
+        description = tool.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _bad(f"{where}.description", "a string")
+        schema = tool.get("input_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise _bad(f"{where}.input_schema", "an object (a JSON Schema)")

@@ -112,7 +112,7 @@ def _message(message: Any, i: int) -> None:
     if not isinstance(message, dict):
         raise _fail(path, "an object with a role")
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise _fail(f"{path}.role", "one of 'system', 'developer', 'user', 'assistant', 'tool'")
     name = message.get("name")
     if name is not None and not isinstance(name, str):
@@ -268,7 +268,7 @@ def _response_format(fmt: Any) -> None:
     if not isinstance(fmt, dict):
         raise _fail("response_format", "an object with a type")
     kind = fmt.get("type")
-    if kind not in RESPONSE_FORMATS:
+    if not isinstance(kind, str) or kind not in RESPONSE_FORMATS:
         raise _fail("response_format.type", "one of 'text', 'json_object', 'json_schema'")
     if kind == "json_schema":
         spec = fmt.get("json_schema")

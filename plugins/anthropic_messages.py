@@ -54,6 +54,7 @@ from plugway.formats.anthropic_messages import (
     iter_sse_data,
     openai_to_anthropic_response,
     sse,
+    validate_messages_request,
 )
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
@@ -122,6 +123,7 @@ def parse(request: Request, endpoint: str) -> Inbound:
             raise InvalidRequest(
                 "max_tokens: Field required (an integer of at least 1)", param="max_tokens"
             )
+    validate_messages_request(body)
     try:
         canonical, untranslatable = anthropic_to_openai_request(body), None
     except InvalidRequest as exc:

@@ -15,7 +15,16 @@ import anthropic
 import httpx
 import openai
 import pytest
-from fault_kit import FAULTY, ROUTES, all_healthy, health, scrape, three_formats_config, value
+from fault_kit import (
+    FAULTY,
+    ROUTES,
+    SCHEMA_VIOLATIONS,
+    all_healthy,
+    health,
+    scrape,
+    three_formats_config,
+    value,
+)
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamRejected
 from plugway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, GatewayProcess, Status
@@ -97,6 +106,52 @@ def test_type_error_bodies_are_400s_naming_the_field(
     assert error["param"] == expected
     assert error["message"].startswith(f"{expected} must be ")
     assert response.headers.get("x-plugway-attempts", "0") == "0"
+    all_healthy(gw.url)
+
+
+@pytest.mark.parametrize("model", ["gem", "claude", "oai"])
+def test_schema_violating_bodies_are_refused_before_routing(
+    gw: GatewayProcess,
+    model: str,
+    primary: FakeOpenAI,
+    claude_up: FakeAnthropic,
+    gemini: FakeGemini,
+) -> None:
+    """What OpenAI answers with a 400 is a 400 naming the field, whatever the target's
+    format: never translated and sent on, never with a field dropped."""
+    primary.reset()
+    claude_up.reset()
+    for body, param in SCHEMA_VIOLATIONS:
+        response = post(gw, {"model": model, **body})
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", param), body
+        assert error["message"].startswith(param), error
+    assert not primary.requests and not claude_up.requests and not gemini.requests
+    all_healthy(gw.url)
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        ("claude", "seed", 7),
+        ("claude", "logprobs", True),
+        ("claude", "response_format", {"type": "json_object"}),
+        ("claude", "reasoning_effort", "high"),
+        ("gem", "logit_bias", {"50256": -100}),
+        ("gem", "reasoning_effort", "low"),
+    ],
+)
+def test_fields_a_target_cannot_honour_are_refused_not_dropped(
+    gw: GatewayProcess, model: str, field: str, value: Any
+) -> None:
+    response = post(gw, {"model": model, "messages": [USER], field: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"].startswith(field) and "cannot be translated" in error["message"]
+    assert response.headers["x-plugway-attempts"] == "1"
+    ok = post(gw, {"model": "oai", "messages": [USER], field: value})
+    assert ok.status_code == 200  # an OpenAI-format target takes it as it is
     all_healthy(gw.url)
 
 
@@ -285,3 +340,73 @@ def test_the_fake_provider_itself_checks_what_other_doors_send(
             asyncio.run(call(ctx, Target("f", "m"), body))  # type: ignore[operator]
         assert caught.value.status == 400 and caught.value.param == param
         assert not caught.value.retryable
+
+
+# -- validation at the other doors ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": {}}]}]},
+            "messages.0.content.0.text",
+        ),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages.0.content"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}],
+                    },
+                ]
+            },
+            "messages.1.content.0.input",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "system": [{"type": "text", "text": 1}],
+            },
+            "system.0.text",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "stop_sequences": "END"},
+            "stop_sequences",
+        ),
+        ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature"),
+        ({"messages": [{"role": "user", "content": "hi"}], "tools": {"name": "f"}}, "tools"),
+        ({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "any"}, "tool_choice"),
+    ],
+)
+@pytest.mark.parametrize("model", ["claude", "gem", "oai"])
+def test_the_messages_door_refuses_malformed_bodies_in_anthropic_shape(
+    gw: GatewayProcess, model: str, body: dict[str, Any], param: str
+) -> None:
+    response = httpx.post(
+        gw.url + "/v1/messages", json={"model": model, "max_tokens": 10, **body}, timeout=15
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(f"{param}")
+    assert response.headers.get("x-plugway-attempts", "0") == "0"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": {"text": "x"}}, "input"),
+        ({"input": ["a", {"x": 1}]}, "input[1]"),
+        ({"input": "a", "dimensions": "8"}, "dimensions"),
+        ({"input": "a", "encoding_format": "int8"}, "encoding_format"),
+    ],
+)
+def test_the_embeddings_door_refuses_malformed_bodies(
+    gw: GatewayProcess, body: dict[str, Any], param: str
+) -> None:
+    response = httpx.post(gw.url + "/v1/embeddings", json={"model": "oai", **body}, timeout=15)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
