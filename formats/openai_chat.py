@@ -52,6 +52,17 @@ def validate_chat_request(body: Mapping[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty array of messages", param="messages")
     for i, message in enumerate(messages):
+        if type(message) is dict:
+            # The common shapes in a few lookups, with no call: a plain text message, a tool
+            # result; anything else gets the full check.
+            role = message.get("role")
+            content = message.get("content")
+            if type(content) is str and type(role) is str:
+                size = len(message)
+                if size == 2 and role in _PLAIN_ROLES:
+                    continue
+                if size == 3 and role == "tool" and type(message.get("tool_call_id")) is str:
+                    continue
         _message(message, i)
     for name in _NUMBERS:
         value = body.get(name)
@@ -107,108 +118,133 @@ def _stop(stop: Any) -> None:
             raise _fail(f"stop[{j}]", "a string")
 
 
+_PLAIN_ROLES = frozenset({"system", "developer", "user"})
+
+
 def _message(message: Any, i: int) -> None:
-    path = f"messages[{i}]"
+    # Field paths are only built for an error: most messages are checked in a few lookups.
     if not isinstance(message, dict):
-        raise _fail(path, "an object with a role")
+        raise _fail(f"messages[{i}]", "an object with a role")
     role = message.get("role")
+    content = message.get("content")
+    if type(content) is str and type(role) is str and role in _PLAIN_ROLES and len(message) == 2:
+        return  # the common case: {"role": "user", "content": "..."}
     if not isinstance(role, str) or role not in ROLES:
-        raise _fail(f"{path}.role", "one of 'system', 'developer', 'user', 'assistant', 'tool'")
+        raise _fail(
+            f"messages[{i}].role", "one of 'system', 'developer', 'user', 'assistant', 'tool'"
+        )
     name = message.get("name")
     if name is not None and not isinstance(name, str):
-        raise _fail(f"{path}.name", "a string")
-    content = message.get("content")
+        raise _fail(f"messages[{i}].name", "a string")
     if role == "assistant":
-        if content is not None:
-            _content(content, f"{path}.content")
-        _tool_calls(message.get("tool_calls"), path)
+        if content is not None and not isinstance(content, str):
+            _content(content, i)
+        calls = message.get("tool_calls")
+        if calls is not None:
+            _tool_calls(calls, i)
         refusal = message.get("refusal")
         if refusal is not None and not isinstance(refusal, str):
-            raise _fail(f"{path}.refusal", "a string")
+            raise _fail(f"messages[{i}].refusal", "a string")
         return
     if role == "function":
         if content is not None and not isinstance(content, str):
-            raise _fail(f"{path}.content", "a string")
+            raise _fail(f"messages[{i}].content", "a string")
         return
     if content is None:
         raise InvalidRequest(
-            f"{path}.content is required for a {role} message", param=f"{path}.content"
+            f"messages[{i}].content is required for a {role} message",
+            param=f"messages[{i}].content",
         )
-    _content(content, f"{path}.content")
+    if not isinstance(content, str):
+        _content(content, i)
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise _fail(f"{path}.tool_call_id", "a string (the id of the tool call answered)")
+        raise _fail(f"messages[{i}].tool_call_id", "a string (the id of the tool call answered)")
 
 
-def _content(content: Any, path: str) -> None:
-    if isinstance(content, str):
-        return
+def _content(content: Any, i: int) -> None:
     if not isinstance(content, list):
-        raise _fail(path, "a string or an array of content parts")
+        raise _fail(f"messages[{i}].content", "a string or an array of content parts")
     for j, part in enumerate(content):
-        where = f"{path}[{j}]"
-        if not isinstance(part, dict):
-            raise _fail(where, "an object with a type")
-        kind = part.get("type")
-        if not isinstance(kind, str):
-            raise _fail(f"{where}.type", "a string")
-        if kind == "text":
-            if not isinstance(part.get("text"), str):
-                raise _fail(f"{where}.text", "a string")
-        elif kind == "refusal":
-            if not isinstance(part.get("refusal"), str):
-                raise _fail(f"{where}.refusal", "a string")
-        elif kind == "image_url":
-            image = part.get("image_url")
-            if not isinstance(image, dict):
-                raise _fail(f"{where}.image_url", "an object with a url")
-            if not isinstance(image.get("url"), str):
-                raise _fail(f"{where}.image_url.url", "a string")
-            detail = image.get("detail")
-            if detail is not None and not isinstance(detail, str):
-                raise _fail(f"{where}.image_url.detail", "a string")
-        elif kind == "input_audio":
-            audio = part.get("input_audio")
-            if not isinstance(audio, dict):
-                raise _fail(f"{where}.input_audio", "an object with data and format")
-            for key in ("data", "format"):
-                if not isinstance(audio.get(key), str):
-                    raise _fail(f"{where}.input_audio.{key}", "a string")
-        elif kind == "file":
-            file = part.get("file")
-            if not isinstance(file, dict):
-                raise _fail(f"{where}.file", "an object")
-            for key in ("file_data", "file_id", "filename"):
-                value = file.get(key)
-                if value is not None and not isinstance(value, str):
-                    raise _fail(f"{where}.file.{key}", "a string")
+        if type(part) is dict and part.get("type") == "text" and type(part.get("text")) is str:
+            continue  # the common case
+        _part(part, f"messages[{i}].content[{j}]")
 
 
-def _tool_calls(calls: Any, path: str) -> None:
-    if calls is None:
-        return
+def _part(part: Any, where: str) -> None:
+    if not isinstance(part, dict):
+        raise _fail(where, "an object with a type")
+    kind = part.get("type")
+    if not isinstance(kind, str):
+        raise _fail(f"{where}.type", "a string")
+    if kind == "text":
+        if not isinstance(part.get("text"), str):
+            raise _fail(f"{where}.text", "a string")
+    elif kind == "refusal":
+        if not isinstance(part.get("refusal"), str):
+            raise _fail(f"{where}.refusal", "a string")
+    elif kind == "image_url":
+        image = part.get("image_url")
+        if not isinstance(image, dict):
+            raise _fail(f"{where}.image_url", "an object with a url")
+        if not isinstance(image.get("url"), str):
+            raise _fail(f"{where}.image_url.url", "a string")
+        detail = image.get("detail")
+        if detail is not None and not isinstance(detail, str):
+            raise _fail(f"{where}.image_url.detail", "a string")
+    elif kind == "input_audio":
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict):
+            raise _fail(f"{where}.input_audio", "an object with data and format")
+        for key in ("data", "format"):
+            if not isinstance(audio.get(key), str):
+                raise _fail(f"{where}.input_audio.{key}", "a string")
+    elif kind == "file":
+        file = part.get("file")
+        if not isinstance(file, dict):
+            raise _fail(f"{where}.file", "an object")
+        for key in ("file_data", "file_id", "filename"):
+            value = file.get(key)
+            if value is not None and not isinstance(value, str):
+                raise _fail(f"{where}.file.{key}", "a string")
+
+
+def _tool_calls(calls: Any, i: int) -> None:
     if not isinstance(calls, list):
-        raise _fail(f"{path}.tool_calls", "an array of tool calls")
+        raise _fail(f"messages[{i}].tool_calls", "an array of tool calls")
     for j, call in enumerate(calls):
-        where = f"{path}.tool_calls[{j}]"
-        if not isinstance(call, dict):
-            raise _fail(where, "an object")
-        if not isinstance(call.get("id"), str):
-            raise _fail(f"{where}.id", "a string")
-        kind = call.get("type", "function")
-        if kind == "custom":
-            custom = call.get("custom")
-            if not isinstance(custom, dict) or not isinstance(custom.get("name"), str):
-                raise _fail(f"{where}.custom.name", "a string")
-            continue
-        if kind != "function":
-            raise _fail(f"{where}.type", "'function' or 'custom'")
-        function = call.get("function")
-        if not isinstance(function, dict):
-            raise _fail(f"{where}.function", "an object with name and arguments")
-        if not isinstance(function.get("name"), str):
-            raise _fail(f"{where}.function.name", "a string")
-        if not isinstance(function.get("arguments"), str):
-            raise _fail(f"{where}.function.arguments", "a string")
+        if type(call) is dict:
+            function = call.get("function")
+            if (
+                type(function) is dict
+                and type(call.get("id")) is str
+                and call.get("type", "function") == "function"
+                and type(function.get("name")) is str
+                and type(function.get("arguments")) is str
+            ):
+                continue  # the common case
+        _tool_call(call, f"messages[{i}].tool_calls[{j}]")
+
+
+def _tool_call(call: Any, where: str) -> None:
+    if not isinstance(call, dict):
+        raise _fail(where, "an object")
+    if not isinstance(call.get("id"), str):
+        raise _fail(f"{where}.id", "a string")
+    kind = call.get("type", "function")
+    if kind == "custom":
+        custom = call.get("custom")
+        if not isinstance(custom, dict) or not isinstance(custom.get("name"), str):
+            raise _fail(f"{where}.custom.name", "a string")
+        return
+    if kind != "function":
+        raise _fail(f"{where}.type", "'function' or 'custom'")
+    function = call.get("function")
+    if not isinstance(function, dict):
+        raise _fail(f"{where}.function", "an object with name and arguments")
+    if not isinstance(function.get("name"), str):
+        raise _fail(f"{where}.function.name", "a string")
+    if not isinstance(function.get("arguments"), str):
+        raise _fail(f"{where}.function.arguments", "a string")
 
 
 def _tools(tools: Any) -> None:
