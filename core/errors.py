@@ -128,6 +128,7 @@ class InternalError(GatewayError):
     never counted against a target's health: the upstream did nothing wrong. ``stage`` (the
     hook name, ``attempt``, ``stream`` or ``request``) and ``plugin`` (the plugin, or the
     provider type) say where it happened, for logs and ``plugway_internal_errors_total``.
+    Sent with ``x-should-retry: false``.
     """
 
     status = 500
@@ -137,6 +138,8 @@ class InternalError(GatewayError):
     def __init__(
         self, message: str, *, stage: str = "request", plugin: str = "core", **kwargs: Any
     ) -> None:
+        # The same request would meet the same fault: SDKs that honour it do not retry.
+        kwargs["headers"] = {"x-should-retry": "false", **(kwargs.get("headers") or {})}
         super().__init__(message, **kwargs)
         self.stage = stage
         self.plugin = plugin

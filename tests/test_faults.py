@@ -189,6 +189,7 @@ def test_a_translation_bug_is_a_500_internal_error_with_no_failover(gw: GatewayP
         assert error["code"] == "internal_error" and error["type"] == "server_error"
         assert response.headers["x-request-id"] in error["message"]
         assert "KeyError" not in error["message"]  # nothing of the exception reaches the client
+        assert response.headers["x-should-retry"] == "false"
         assert response.headers["x-plugway-attempts"] == "1"
     with httpx.stream(
         "POST",
