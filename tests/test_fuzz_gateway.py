@@ -397,3 +397,96 @@ def test_formats_gateway_logged_no_internal_error(
 ) -> None:
     gw, _ = formats_gateway
     assert "internal error" not in gw.output(), gw.output()[-3000:]
+
+
+# -- the same at the Anthropic door (/v1/messages) -------------------------------------------------
+
+anthropic_text = st.fixed_dictionaries({"type": st.just("text"), "text": short_text})
+
+
+@st.composite
+def messages_body(draw: st.DrawFn) -> dict[str, Any]:
+    """An Anthropic Messages body after the anthropic SDK's MessageCreateParams: text turns,
+    optionally a tool_use answered by a tool_result, a system prompt and tools."""
+    turns: list[dict[str, Any]] = [
+        {
+            "role": "user",
+            "content": draw(
+                st.one_of(short_text, st.lists(anthropic_text, min_size=1, max_size=2))
+            ),
+        }
+    ]
+    if draw(st.booleans()):
+        turns.append(
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}],
+            }
+        )
+        turns.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": draw(short_text)}
+                ],
+            }
+        )
+    body: dict[str, Any] = {
+        "model": draw(st.sampled_from(FORMAT_ROUTES)),
+        "max_tokens": draw(st.integers(1, 50)),
+        "messages": turns,
+    }
+    if draw(st.booleans()):
+        body["system"] = draw(
+            st.one_of(short_text, st.lists(anthropic_text, min_size=1, max_size=2))
+        )
+    if draw(st.booleans()):
+        body["tools"] = [
+            {
+                "name": "f",
+                "input_schema": {"type": "object", "properties": {"a": {"type": "integer"}}},
+            }
+        ]
+    if draw(st.booleans()):
+        body["temperature"] = draw(st.floats(0, 1))
+    return body
+
+
+@st.composite
+def malformed_messages_body(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid Messages body with one value (not the model, not max_tokens) replaced."""
+    body = copy.deepcopy(draw(messages_body()))
+    spots: list[tuple[Any, Any]] = []
+
+    def walk(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if node is body and key in ("model", "max_tokens"):
+                continue
+            spots.append((node, key))
+            if isinstance(child, (dict, list)):
+                walk(child)
+
+    walk(body)
+    node, key = draw(st.sampled_from(spots))
+    node[key] = draw(json_value)
+    return body
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(messages_body(), malformed_messages_body()))
+def test_fuzzed_messages_bodies_hurt_no_target(
+    formats_gateway: tuple[GatewayProcess, httpx.Client], body: dict[str, Any]
+) -> None:
+    gw, client = formats_gateway
+    response = client.post(
+        "/v1/messages",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code < 500, (body, response.text)
+    assert int(response.headers.get("x-plugway-attempts", "0")) <= 1, (body, response.headers)
+    if response.status_code >= 400:
+        assert response.json()["type"] == "error", response.text
+    for key, (up, circuit) in health(gw.url).items():
+        assert up != 0.0 and circuit in (None, 0.0), (body, key, up, circuit)
