@@ -3,6 +3,9 @@
 It makes ``plugway serve`` useful on a fresh machine and gives tests and demos a provider that
 behaves like one: chat (streamed or not, with tool calls when the client requires one),
 usage counted in whitespace-separated tokens, and deterministic embeddings (floats or base64).
+It checks a request as OpenAI does (:mod:`plugway.formats.openai_chat`,
+:mod:`plugway.formats.openai_embeddings`) and refuses a malformed one as an upstream 400 that
+names the field (``messages[0].content[0].text must be a string``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any
 
 import attrs
 from plugway.context import RequestContext, Target
+from plugway.errors import InvalidRequest, UpstreamRejected
 from plugway.formats import openai_moderations
-from plugway.formats.openai_embeddings import embeddings_body
+from plugway.formats.openai_chat import validate_chat_request
+from plugway.formats.openai_embeddings import embeddings_body, validate_embeddings_request
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import sse_event
@@ -38,7 +43,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return " ".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
     return ""
 
 
@@ -71,10 +80,11 @@ def _forced_tool(body: Mapping[str, Any]) -> dict[str, Any] | None:
     choice = body.get("tool_choice")
     if not tools or choice in (None, "auto", "none"):
         return None
+    functions = [t for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
-        return next((t for t in tools if (t.get("function") or {}).get("name") == name), None)
-    return tools[0] if isinstance(tools[0], dict) else None
+        return next((t for t in functions if t["function"].get("name") == name), None)
+    return functions[0] if functions else None
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -85,6 +95,18 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
+def _checked(
+    name: str, validate: Callable[[Mapping[str, Any]], None], body: Mapping[str, Any]
+) -> None:
+    """Refuse ``body`` as OpenAI would, as an upstream 400 naming the field."""
+    try:
+        validate(body)
+    except InvalidRequest as exc:
+        raise UpstreamRejected(
+            exc.message, provider=name, upstream_status=400, param=exc.param
+        ) from None
+
+
 class FakeProvider(Provider):
     settings_class = FakeSettings
     settings: FakeSettings
@@ -93,6 +115,7 @@ class FakeProvider(Provider):
     async def chat(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
+        _checked(self.name, validate_chat_request, body)
         if self.settings.delay:
             await asyncio.sleep(self.settings.delay)
         tool = _forced_tool(body)
@@ -125,6 +148,7 @@ class FakeProvider(Provider):
     async def chat_stream(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ChunkStream:
+        _checked(self.name, validate_chat_request, body)
         if self.settings.delay:
             await asyncio.sleep(self.settings.delay)
         return FakeStream(body, target.model, self.settings.chunk_delay)
@@ -132,6 +156,7 @@ class FakeProvider(Provider):
     async def embeddings(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
+        _checked(self.name, validate_embeddings_request, body)
         inputs = body.get("input")
         items = [inputs] if isinstance(inputs, str) else list(inputs or [])
         dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else None

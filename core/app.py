@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from loguru import logger
-from plugway import edge, errors, heap, pipeline
+from plugway import edge, errors, faults, heap, pipeline
 from plugway.context import RequestContext, new_request_id
-from plugway.errors import GatewayError, InvalidRequest
+from plugway.errors import GatewayError, InvalidRequest, counts_against_target
 from plugway.formats import anthropic_messages, openai_moderations
+from plugway.formats.openai_chat import validate_chat_request
+from plugway.formats.openai_embeddings import validate_embeddings_request
 from plugway.gateway import Gateway, load_gateway
 from plugway.logs import configure_logging
 from plugway.redact import redact
@@ -115,9 +116,7 @@ def app_from_environment() -> Sanic[Any, Any]:
 async def chat_completions(request: Request) -> HTTPResponse | None:
     gw: Gateway = request.app.ctx.gateway
     ctx = new_context(request, "chat.completions")
-    messages = ctx.body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array of messages", param="messages")
+    validate_chat_request(ctx.body)
     if ctx.stream:
         await serve_stream(request, gw, ctx)
         return None
@@ -127,8 +126,7 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
 async def embeddings(request: Request) -> HTTPResponse | None:
     gw: Gateway = request.app.ctx.gateway
     ctx = new_context(request, "embeddings")
-    if ctx.body.get("input") in (None, "", []):
-        raise InvalidRequest("'input' is required: a string or an array of them", param="input")
+    validate_embeddings_request(ctx.body)
     if ctx.stream:
         raise InvalidRequest("embeddings cannot be streamed", param="stream")
     return await serve_complete(gw, ctx, "embeddings")
@@ -190,10 +188,32 @@ async def ready(request: Request) -> HTTPResponse:
     gw: Gateway = request.app.ctx.gateway
     if not gw.ready:
         return _json({"status": "starting"}, status=503)
-    body: dict[str, Any] = {"status": "ready", "models": len(gw.router.routes)}
+    body: dict[str, Any] = {
+        "status": "ready",
+        "models": len(gw.router.routes),
+        "targets": target_health(gw),
+    }
     if gw.status:
         body["detail"] = gw.status_detail()
     return _json(body)
+
+
+def target_health(gw: Gateway) -> dict[str, str]:
+    """Each routed target's circuit (``closed``, ``half-open``, ``open``) as this worker's
+    health tracker sees it: the breaker that routing's ``health`` plugin keeps in the shared
+    routing environment, fed by the targets' own failures only. Empty without such a plugin.
+    The gateway stays ready while targets are down: readiness is this process's."""
+    health = getattr(gw.env.shared.get("routing"), "health", None)
+    state_of = getattr(health, "state", None)
+    if not callable(state_of):
+        return {}
+    now = gw.env.clock()
+    out: dict[str, str] = {}
+    for route in gw.router.routes.values():
+        for target in route.targets:
+            state = state_of(target.key, now)
+            out[target.key] = str(getattr(state, "value", state))
+    return out
 
 
 async def plugins_info(request: Request) -> HTTPResponse:
@@ -248,11 +268,11 @@ def new_context(
 async def serve_complete(gw: Gateway, ctx: RequestContext, method: str) -> HTTPResponse:
     try:
         response = await pipeline.complete(gw, ctx, method)
-    except GatewayError as exc:
-        return failed(gw, ctx, exc)
     except asyncio.CancelledError:
         client_gone(gw, ctx)
         raise
+    except Exception as exc:
+        return failed(gw, ctx, internal(ctx, exc))
     ctx.status, ctx.ended = 200, time.monotonic()
     refusal = await pipeline.observe_success(gw, ctx, response)
     if refusal is not None:
@@ -264,12 +284,12 @@ async def serve_complete(gw: Gateway, ctx: RequestContext, method: str) -> HTTPR
 async def serve_stream(request: Request, gw: Gateway, ctx: RequestContext) -> None:
     try:
         opened = await pipeline.open_stream(gw, ctx)
-    except GatewayError as exc:
-        await request.respond(failed(gw, ctx, exc))
-        return
     except asyncio.CancelledError:
         client_gone(gw, ctx)
         raise
+    except Exception as exc:
+        await request.respond(failed(gw, ctx, internal(ctx, exc)))
+        return
     rewrite = gw.hooks.has("stream_chunk")
     headers = decision_headers(ctx)
     headers["cache-control"] = "no-cache"
@@ -289,11 +309,7 @@ async def serve_stream(request: Request, gw: Gateway, ctx: RequestContext) -> No
         ctx.status = 499
         raise
     except Exception as exc:
-        error = exc if isinstance(exc, GatewayError) else _unexpected(exc)
-        ctx.error, ctx.status = error, error.status
-        attempt = ctx.final_attempt
-        if attempt is not None:
-            attempt.outcome, attempt.error = "broken", error
+        error = stream_broke(gw, ctx, exc)
         await response.send(sse_event(error.to_body()))
     finally:
         await pipeline.close_quietly(opened.stream)
@@ -316,6 +332,30 @@ def failed(
     gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
     headers = decision_headers(ctx) if ctx.attempts else {}
     return (render or error_response)(error, ctx.request_id, headers)
+
+
+def internal(ctx: RequestContext, exc: BaseException, stage: str = "request") -> GatewayError:
+    """``exc`` as the client gets it: a GatewayError as it is, anything else the gateway's
+    own fault (a 500 ``internal_error`` naming the request id, logged and counted)."""
+    return faults.internal_error(exc, stage=stage, plugin="core", request_id=ctx.request_id)
+
+
+def stream_broke(gw: Gateway, ctx: RequestContext, exc: BaseException) -> GatewayError:
+    """Classify what ended a stream after its first byte went out, and record it on ``ctx``.
+
+    The answering attempt is marked "broken" only when the target failed (a reset, an event
+    that is not JSON ...); a filter's refusal or the gateway's own fault (translating a chunk,
+    a ``stream_chunk`` hook) leaves the target's record as it was.
+    """
+    attempt = ctx.final_attempt
+    plugin = "core"
+    if attempt is not None and attempt.target.provider in gw.providers:
+        plugin = gw.providers[attempt.target.provider].settings.type
+    error = faults.internal_error(exc, stage="stream", plugin=plugin, request_id=ctx.request_id)
+    ctx.error, ctx.status = error, error.status
+    if attempt is not None and counts_against_target(error):
+        attempt.outcome, attempt.error = "broken", error
+    return error
 
 
 def client_gone(gw: Gateway, ctx: RequestContext) -> None:
@@ -370,14 +410,14 @@ _SANIC_ERRORS: dict[int, type[GatewayError]] = {
 }
 
 
-def _unexpected(exc: BaseException) -> GatewayError:
-    logger.opt(exception=exc).error("unexpected error while serving a request")
-    return GatewayError("the gateway failed unexpectedly; the error is in its log")
+def _unexpected(exc: BaseException, request_id: str) -> GatewayError:
+    return faults.internal_error(exc, stage="request", plugin="core", request_id=request_id)
 
 
 async def render_exception(request: Request, exc: Exception) -> HTTPResponse:
     """Every error leaving the gateway, the framework's own included: in the shape a
     ``render_error`` plugin gives for its routes, otherwise OpenAI's."""
+    request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     if isinstance(exc, GatewayError):
         error = exc
     elif isinstance(exc, SanicException):
@@ -390,8 +430,7 @@ async def render_exception(request: Request, exc: Exception) -> HTTPResponse:
             cls, message = errors.InvalidRequest, "the client took too long to send its request"
         error = (cls or GatewayError)(message, status=status)
     else:
-        error = _unexpected(exc)
-    request_id = getattr(request.ctx, "request_id", None) or new_request_id()
+        error = _unexpected(exc, request_id)
     gw: Gateway | None = getattr(request.app.ctx, "gateway", None)
     if gw is not None and gw.hooks.has("render_error"):
         rendered = await gw.hooks.call_first(

@@ -9,7 +9,9 @@ same target or the next one) could help::
     ├── PluginError                   a plugin could not be loaded or broke its contract
     │   └── PluginLoadError
     └── GatewayError                  answered to a client in OpenAI's error shape
-        ├── PluginFailed              500  a plugin raised something that is not a GatewayError
+        ├── InternalError             500  the gateway's own fault (an exception in the core, a
+        │   │                              translation or a plugin): never a target's failure
+        │   └── PluginFailed              500  a plugin raised something that is not a GatewayError
         ├── InvalidRequest            400  the client's request is malformed
         ├── AuthenticationFailed      401
         ├── PermissionDenied          403  a policy refuses the request
@@ -118,13 +120,34 @@ class GatewayError(PlugwayError):
         }
 
 
-class PluginFailed(GatewayError):
-    """A plugin raised an unexpected exception on the request path. The client sees which
-    plugin and hook; the traceback goes to the log only."""
+class InternalError(GatewayError):
+    """The gateway's own fault: an exception that is not a GatewayError, raised by the core,
+    a translation (building the upstream request, reading its answer) or a plugin's hook.
+
+    Answered ``500`` with ``code: "internal_error"``; never retried, never failed over, and
+    never counted against a target's health: the upstream did nothing wrong. ``stage`` (the
+    hook name, ``attempt``, ``stream`` or ``request``) and ``plugin`` (the plugin, or the
+    provider type) say where it happened, for logs and ``plugway_internal_errors_total``.
+    Sent with ``x-should-retry: false``.
+    """
 
     status = 500
-    error_type = "api_error"
-    default_code = "plugin_error"
+    error_type = "server_error"
+    default_code = "internal_error"
+
+    def __init__(
+        self, message: str, *, stage: str = "request", plugin: str = "core", **kwargs: Any
+    ) -> None:
+        # The same request would meet the same fault: SDKs that honour it do not retry.
+        kwargs["headers"] = {"x-should-retry": "false", **(kwargs.get("headers") or {})}
+        super().__init__(message, **kwargs)
+        self.stage = stage
+        self.plugin = plugin
+
+
+class PluginFailed(InternalError):
+    """A plugin raised an unexpected exception on the request path. The client sees which
+    plugin and hook; the traceback goes to the log only."""
 
 
 class InvalidRequest(GatewayError):
@@ -251,6 +274,14 @@ class UpstreamStreamBroken(UpstreamError):
 
     retryable = True
     default_code = "upstream_stream_broken"
+
+
+def counts_against_target(error: GatewayError | None) -> bool:
+    """True when ``error`` is the target's own failure (connect, timeout, reset, 429, 5xx, a
+    malformed answer, a broken stream): what health, circuit breakers and
+    ``plugway_target_up`` count. A refusal the request caused (4xx), a client's mistake and
+    the gateway's own faults are not."""
+    return isinstance(error, UpstreamError) and error.retryable
 
 
 CONTEXT_WINDOW_CODES = frozenset({"context_length_exceeded", "context_window_exceeded"})

@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 import pluggy
 from loguru import logger
-from plugway.errors import GatewayError, PluginFailed
+from plugway import faults
+from plugway.errors import GatewayError, InternalError, PluginFailed
 
 
 @attrs.frozen
@@ -59,7 +60,8 @@ class HookRunner:
 
     async def call_all(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every impl in order, awaiting each; errors propagate (fail closed), with
-        non-gateway errors wrapped in :class:`PluginFailed` naming the plugin."""
+        non-gateway errors wrapped in :class:`PluginFailed` naming the plugin (a 500
+        ``internal_error``, reported to :mod:`plugway.faults`)."""
         results = []
         for impl in self._impls.get(hook_name, ()):
             result = await _invoke(impl, hook_name, kwargs)
@@ -86,7 +88,8 @@ class HookRunner:
         return value
 
     async def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every impl; log and swallow what any of them raises (fail open)."""
+        """Call every impl; log, report (:mod:`plugway.faults`) and swallow what any of them
+        raises (fail open)."""
         for impl in self._impls.get(hook_name, ()):
             try:
                 result = impl.call(kwargs)
@@ -96,6 +99,7 @@ class HookRunner:
                 logger.opt(exception=True).error(
                     "plugin {!r} failed in hook {}", impl.plugin, hook_name
                 )
+                faults.report(InternalError(hook_name, stage=hook_name, plugin=impl.plugin))
 
     def call_sync_results(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every impl synchronously; the non-``None`` results, in order."""
@@ -132,8 +136,18 @@ async def _invoke(impl: BoundImpl, hook_name: str, kwargs: dict[str, Any]) -> An
     except GatewayError:
         raise
     except Exception as exc:
-        logger.opt(exception=True).error("plugin {!r} failed in hook {}", impl.plugin, hook_name)
-        raise PluginFailed(
-            f"plugin '{impl.plugin}' failed in {hook_name}: {type(exc).__name__}"
-        ) from exc
+        ctx = kwargs.get("ctx")
+        request_id = getattr(ctx, "request_id", None)
+        logger.opt(exception=True).error(
+            "plugin {!r} failed in hook {} serving request {}", impl.plugin, hook_name, request_id
+        )
+        where = f" (request id {request_id})" if request_id else ""
+        error = PluginFailed(
+            f"plugin '{impl.plugin}' failed in {hook_name}: {type(exc).__name__}{where}; "
+            "this is the gateway's fault, and its log has the details",
+            stage=hook_name,
+            plugin=impl.plugin,
+        )
+        faults.report(error)
+        raise error from exc
     return result

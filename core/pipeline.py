@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import attrs
+import httpx
 import orjson
 from loguru import logger
+from plugway import faults
 from plugway.context import Attempt, FailureAction, FailureDecision, RequestContext, Target
 from plugway.errors import (
     GatewayError,
+    InternalError,
+    PluginFailed,
     RoutingExhausted,
     ServiceUnavailable,
     UpstreamError,
@@ -27,6 +31,10 @@ from plugway.provider import CacheLookup, ChunkStream, Provider, ProviderRespons
 from plugway.sse import iter_data, sse_event
 
 T = TypeVar("T")
+
+#: The outcome of an attempt that the gateway itself broke (see :mod:`plugway.faults`): not
+#: the target's failure, so health, circuits and ``plugway_target_up`` leave it out.
+INTERNAL = "internal"
 
 
 async def route(gw: Gateway, ctx: RequestContext) -> None:
@@ -68,7 +76,9 @@ async def attempt_plan(
     deadline. When ``hedge_delay`` answers a delay, the attempt races the next target once
     the delay passes (see that hook); ``discard`` releases a result that lost such a race.
     Raises the error of the last attempt when the policy stops on a final error, or
-    :class:`RoutingExhausted` when retryable failures used up the plan or the deadline.
+    :class:`RoutingExhausted` when retryable failures used up the plan or the deadline. An
+    :class:`InternalError` (the gateway's own fault) is raised at once: ``on_failure`` does
+    not see it, so it is neither retried, failed over, nor counted against the target.
     """
     if gw.hooks.has("cached_response"):
         lookup = await gw.hooks.call_first("cached_response", ctx=ctx)
@@ -99,6 +109,11 @@ async def attempt_plan(
             won, failures = await _race(gw, ctx, operation, index, tries_of_target, delay, discard)
             if won is not None:
                 return won[0]
+        internal = next((e for _, e in failures if isinstance(e, InternalError)), None)
+        if internal is not None:
+            # The gateway's own fault: no other target would fare better, and no failure
+            # policy or health tracker may count it against this one.
+            raise internal
         decision: object = None
         for attempt, error in failures:
             decision = await gw.hooks.call_first(
@@ -142,7 +157,9 @@ async def _attempt(
     hedge: bool = False,
 ) -> tuple[Attempt, T | GatewayError]:
     """One attempt of ``ctx.plan[index]``: its result, or the error it failed with. Only
-    cancellation propagates (the attempt is then recorded as "cancelled")."""
+    cancellation propagates (the attempt is then recorded as "cancelled"). An exception that
+    is not a GatewayError (nor a transport failure) is the gateway's fault: it comes back as
+    an :class:`InternalError` with the outcome :data:`INTERNAL`."""
     target = ctx.plan[index]
     provider = gw.providers[target.provider]
     budget = provider.settings.timeout
@@ -172,12 +189,23 @@ async def _attempt(
         if observed:
             await gw.hooks.notify("attempt_ended", ctx=ctx, attempt=attempt)
         raise
-    except Exception as exc:
-        logger.opt(exception=True).error("provider {!r} raised", target.provider)
+    except (ConnectionError, httpx.HTTPError) as exc:
+        # A transport failure that no provider mapped is still the upstream's.
+        logger.opt(exception=True).warning("provider {!r}: transport failure", target.provider)
         error = UpstreamUnavailable(
             f"provider '{target.provider}' failed ({type(exc).__name__})",
             provider=target.provider,
         )
+    except Exception as exc:
+        # Building the upstream request or translating its answer broke: the gateway's fault
+        # (e.g. a translation meeting a body it did not expect), not the target's.
+        error = faults.internal_error(
+            exc, stage="attempt", plugin=provider.settings.type, request_id=ctx.request_id
+        )
+        attempt.outcome, attempt.error, attempt.ended = INTERNAL, error, time.monotonic()
+        if observed:
+            await gw.hooks.notify("attempt_ended", ctx=ctx, attempt=attempt)
+        return attempt, error
     else:
         attempt.outcome, attempt.status, attempt.ended = "ok", 200, time.monotonic()
         if observed:
@@ -279,7 +307,9 @@ async def observe_success(
 
     A filter may rewrite ``response`` or refuse it with a GatewayError: the first refusal is
     returned (and recorded on ``ctx``), and the impls after it see ``response=None`` and the
-    error, so the refusal is still logged and counted. Other exceptions are logged (fail open).
+    error, so the refusal is still logged and counted. Any other exception is the gateway's
+    fault: it refuses the response as a 500 ``internal_error`` (a broken response filter must
+    not let through what it was to filter), logged and counted by :mod:`plugway.faults`.
     """
     refusal: GatewayError | None = None
     for impl in gw.hooks.impls("post_response"):
@@ -287,13 +317,27 @@ async def observe_success(
             result = impl.call({"ctx": ctx, "response": None if refusal else response})
             if inspect.isawaitable(result):
                 await result
-        except GatewayError as exc:
+        except Exception as exc:
+            error = exc if isinstance(exc, GatewayError) else plugin_fault(ctx, exc, impl.plugin)
             if refusal is None:
-                refusal = exc
-                ctx.error, ctx.status = exc, exc.status
-        except Exception:
-            logger.opt(exception=True).error("plugin {!r} failed in post_response", impl.plugin)
+                refusal = error
+                ctx.error, ctx.status = error, error.status
     return refusal
+
+
+def plugin_fault(ctx: RequestContext, exc: BaseException, plugin: str) -> GatewayError:
+    """A ``post_response`` impl's unexpected exception, as the 500 the client gets."""
+    logger.opt(exception=exc).error(
+        "plugin {!r} failed in post_response serving request {}", plugin, ctx.request_id
+    )
+    error = PluginFailed(
+        f"plugin '{plugin}' failed in post_response: {type(exc).__name__} "
+        f"(request id {ctx.request_id}); this is the gateway's fault, and its log has the details",
+        stage="post_response",
+        plugin=plugin,
+    )
+    faults.report(error)
+    return error
 
 
 @attrs.define

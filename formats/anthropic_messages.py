@@ -10,9 +10,9 @@ Inbound (Anthropic request -> OpenAI request -> Anthropic response):
 :func:`anthropic_to_openai_request`, :func:`openai_to_anthropic_response`,
 :class:`OpenAIToAnthropicStream`.
 
-What does not translate (documented, not silently wrong): OpenAI ``n`` > 1 is refused;
-``response_format``, ``logprobs``, ``seed``, ``reasoning_effort`` and other OpenAI-only fields
-are dropped for Anthropic; Anthropic ``top_k``, ``thinking``, ``cache_control`` and server
+What does not translate (documented, not silently wrong): OpenAI ``n`` > 1,
+``response_format`` other than text, and the OpenAI-only fields in :data:`UNTRANSLATABLE`
+(``logprobs``, ``seed``, ``reasoning_effort`` ...) are refused with a 400 naming the field; Anthropic ``top_k``, ``thinking``, ``cache_control`` and server
 tools have no OpenAI form (``top_k``/``thinking``/``cache_control`` are dropped, server tools
 are refused with a 400).
 """
@@ -27,6 +27,7 @@ import attrs
 import orjson
 from plugway.errors import InvalidRequest
 from plugway.formats.common import loads_object, parse_data_url
+from plugway.formats.openai_chat import refuse_untranslatable, validate_chat_request
 from plugway.sse import EventSplitter, iter_data, sse_event
 
 if TYPE_CHECKING:
@@ -70,6 +71,18 @@ MODEL_OUTPUT_LIMITS: dict[str, int] = {
     "claude-3-haiku": 4096,
 }
 FALLBACK_MAX_TOKENS = 4096
+#: OpenAI fields an Anthropic model cannot honour: a request setting one is refused.
+UNTRANSLATABLE = (
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+    "audio",
+    "prediction",
+)
 #: Anthropic ``metadata.user_id`` becomes OpenAI ``user`` only up to this length (OpenAI-style
 #: hosts cap it; Claude Code sends a long JSON blob there, which is dropped).
 MAX_USER_LENGTH = 64
@@ -134,13 +147,11 @@ def openai_to_anthropic_request(
     System and developer messages become the top-level ``system`` (text blocks, keeping
     ``cache_control``); consecutive messages of one role (tool results included) merge into
     one turn; ``max_tokens`` is ``max_completion_tokens``, ``max_tokens`` or the model's output
-    limit. A request that cannot be expressed raises :class:`InvalidRequest` naming the field.
+    limit. A request that breaks OpenAI's schema, or sets a field Anthropic cannot honour
+    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1), raises
+    :class:`InvalidRequest` naming the field: nothing is silently dropped.
     """
-    n = body.get("n")
-    if isinstance(n, int) and n > 1:
-        raise InvalidRequest(
-            "Anthropic models answer one choice per request; 'n' must be 1", param="n"
-        )
+    _refuse_untranslatable(body)
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     messages = body.get("messages")
@@ -198,6 +209,30 @@ def openai_to_anthropic_request(
     if body.get("stream") is True:
         out["stream"] = True
     return out
+
+
+def _refuse_untranslatable(body: Mapping[str, Any]) -> None:
+    """Refuse what breaks OpenAI's schema or has no faithful Anthropic form."""
+    validate_chat_request(body)
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise InvalidRequest(
+            "Anthropic models answer one choice per request; 'n' must be 1", param="n"
+        )
+    refuse_untranslatable(body, "Anthropic", UNTRANSLATABLE)
+    fmt = body.get("response_format")
+    if fmt is not None and fmt.get("type") != "text":
+        raise InvalidRequest(
+            "response_format json_object and json_schema cannot be translated for Anthropic "
+            "models; leave it out, or route this request to an OpenAI-format target",
+            param="response_format.type",
+        )
+    modalities = body.get("modalities")
+    if modalities and modalities != ["text"]:
+        raise InvalidRequest(
+            "Anthropic models answer in text only; modalities must be ['text']",
+            param="modalities",
+        )
 
 
 def _append_turn(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -1093,3 +1128,121 @@ def models_page(model_ids: list[str], created: int, query: Mapping[str, str]) ->
         "first_id": ids[0] if ids else None,
         "last_id": ids[-1] if ids else None,
     }
+
+
+# -- checking an inbound Messages request ------------------------------------------------------
+
+_NUMBERS = ("temperature", "top_p")
+
+
+def _bad(path: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"{path}: must be {expected}", param=path)
+
+
+def validate_messages_request(body: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidRequest` (param = the field path, Anthropic's dotted style:
+    ``messages.2.content.0.text``) when a field the gateway reads or translates has not the
+    type Anthropic's API gives it. Types only; unknown fields and block types pass (to an
+    Anthropic target untouched; a translation refuses what it cannot carry)."""
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        _blocks(system, "system", text_only=True)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "messages: a non-empty array of messages is required", param="messages"
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{i}", "an object with role and content")
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise _bad(f"messages.{i}.role", "'user' or 'assistant'")
+        content = message.get("content")
+        if not isinstance(content, str):
+            _blocks(content, f"messages.{i}.content")
+    for name in _NUMBERS:
+        value = body.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise _bad(name, "a number")
+    top_k = body.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool)):
+        raise _bad("top_k", "an integer")
+    stops = body.get("stop_sequences")
+    if stops is not None and (
+        not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
+    ):
+        raise _bad("stop_sequences", "an array of strings")
+    _messages_tools(body.get("tools"))
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or not isinstance(choice.get("type"), str):
+            raise _bad("tool_choice", "an object with a type")
+        if choice["type"] == "tool" and not isinstance(choice.get("name"), str):
+            raise _bad("tool_choice.name", "a string")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _bad("metadata", "an object")
+        user_id = metadata.get("user_id")
+        if user_id is not None and not isinstance(user_id, str):
+            raise _bad("metadata.user_id", "a string")
+
+
+def _blocks(content: Any, path: str, text_only: bool = False) -> None:
+    if not isinstance(content, list):
+        raise _bad(path, "a string or an array of content blocks")
+    for j, block in enumerate(content):
+        where = f"{path}.{j}"
+        if not isinstance(block, dict):
+            raise _bad(where, "an object with a type")
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            raise _bad(f"{where}.type", "a string")
+        if text_only and kind != "text":
+            raise _bad(f"{where}.type", "'text'")
+        if kind == "text":
+            if not isinstance(block.get("text"), str):
+                raise _bad(f"{where}.text", "a string")
+        elif kind in ("image", "document"):
+            source = block.get("source")
+            if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+                raise _bad(f"{where}.source", "an object with a type")
+            for key in ("media_type", "data", "url"):
+                value = source.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise _bad(f"{where}.source.{key}", "a string")
+        elif kind == "tool_use":
+            for key in ("id", "name"):
+                if not isinstance(block.get(key), str):
+                    raise _bad(f"{where}.{key}", "a string")
+            if not isinstance(block.get("input"), dict):
+                raise _bad(f"{where}.input", "an object")
+        elif kind == "tool_result":
+            if not isinstance(block.get("tool_use_id"), str):
+                raise _bad(f"{where}.tool_use_id", "a string")
+            result = block.get("content")
+            if result is not None and not isinstance(result, str):
+                _blocks(result, f"{where}.content")
+        elif kind == "thinking" and not isinstance(block.get("thinking"), str):
+            raise _bad(f"{where}.thinking", "a string")
+
+
+def _messages_tools(tools: Any) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise _bad("tools", "an array of tools")
+    for j, tool in enumerate(tools):
+        where = f"tools.{j}"
+        if not isinstance(tool, dict):
+            raise _bad(where, "an object")
+        if tool.get("type", "custom") not in ("custom", None):
+            continue  # a server tool: the translation refuses it for other targets
+        if not isinstance(tool.get("name"), str):
+            raise _bad(f"{where}.name", "a string")
+        description = tool.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _bad(f"{where}.description", "a string")
+        schema = tool.get("input_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise _bad(f"{where}.input_schema", "an object (a JSON Schema)")

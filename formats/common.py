@@ -22,10 +22,14 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     return (match.group("type") or "application/octet-stream").lower(), url[match.end() :]
 
 
-def loads_object(text: str | None) -> dict[str, Any] | None:
+def loads_object(text: Any) -> dict[str, Any] | None:
     """A JSON object from ``text`` (tool-call arguments), ``{}`` for empty text, ``None`` when
-    the text is not JSON or not an object."""
-    if text is None or not text.strip():
+    the text is not a string, not JSON or not an object."""
+    if text is None:
+        return {}
+    if not isinstance(text, str):
+        return None
+    if not text.strip():
         return {}
     try:
         value = orjson.loads(text)

@@ -30,7 +30,11 @@ from plugway.errors import (
     UpstreamStreamBroken,
     upstream_error_for_status,
 )
+from plugway.formats.openai_chat import refuse_untranslatable, validate_chat_request
 from plugway.sse import EventSplitter, iter_data, sse_event
+
+#: OpenAI fields a Gemini model cannot honour: a request setting one is refused.
+UNTRANSLATABLE = ("logit_bias", "audio", "prediction", "reasoning_effort")
 
 # -- finish reasons and usage ------------------------------------------------------------------
 
@@ -413,7 +417,17 @@ def _generation_config(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def to_gemini_request(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``generateContent`` body for an OpenAI chat completion request."""
+    """The ``generateContent`` body for an OpenAI chat completion request. A request that
+    breaks OpenAI's schema, or sets a field Gemini cannot honour (:data:`UNTRANSLATABLE`),
+    raises :class:`InvalidRequest` naming the field: nothing is silently dropped."""
+    validate_chat_request(body)
+    refuse_untranslatable(body, "Gemini", UNTRANSLATABLE)
+    modalities = body.get("modalities")
+    if modalities and modalities != ["text"]:
+        raise InvalidRequest(
+            "modalities other than ['text'] cannot be translated for Gemini models",
+            param="modalities",
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list", param="messages")

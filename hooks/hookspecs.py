@@ -167,7 +167,9 @@ def pre_route(ctx: RequestContext) -> None:
     content filters live here. Set ``ctx.principal``, ``ctx.tags`` or ``ctx.state[...]``;
     change ``ctx.body`` (and ``ctx.model``, to re-route) in place. Refuse by raising a
     :class:`plugway.errors.GatewayError` subclass: it is answered as is and no later impl runs.
-    The return value is ignored. May be async. Fails closed.
+    The return value is ignored. May be async. Fails closed: any other exception is the
+    gateway's fault, answered 500 ``internal_error`` and counted in
+    ``plugway_internal_errors_total{stage="pre_route", plugin}``.
     """
 
 
@@ -292,9 +294,12 @@ def post_response(ctx: RequestContext, response: ProviderResponse | None) -> Non
     * failures: with ``response=None``; ``ctx.error`` and ``ctx.status`` say what the client got.
 
     ``ctx.attempts`` lists every attempt with its outcome. Keep impls cheap: heavy work (a
-    database write) goes to a queue drained off the request path. May be async. Fails open:
-    an exception other than a ``GatewayError`` raised for a non-streamed success is logged
-    with the plugin's name and changes nothing.
+    database write) goes to a queue drained off the request path. May be async. An exception
+    other than a ``GatewayError`` raised for a non-streamed success is the gateway's fault:
+    the client gets a 500 ``internal_error`` instead of the response (a broken response filter
+    must not let through what it filters), and it is logged with the plugin's name and counted
+    in ``plugway_internal_errors_total``; the impls after it still run. For streams and
+    failures it is logged and counted and changes nothing (fails open).
     """
 
 

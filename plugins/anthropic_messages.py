@@ -39,7 +39,7 @@ from typing import Any
 import attrs
 import orjson
 from plugway import pipeline
-from plugway.app import decision_headers, read_body
+from plugway.app import decision_headers, internal, read_body, stream_broke
 from plugway.app import error_response as core_error_response
 from plugway.app import failed as core_failed
 from plugway.config import Config
@@ -54,6 +54,7 @@ from plugway.formats.anthropic_messages import (
     iter_sse_data,
     openai_to_anthropic_response,
     sse,
+    validate_messages_request,
 )
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
@@ -122,6 +123,7 @@ def parse(request: Request, endpoint: str) -> Inbound:
             raise InvalidRequest(
                 "max_tokens: Field required (an integer of at least 1)", param="max_tokens"
             )
+    validate_messages_request(body)
     try:
         canonical, untranslatable = anthropic_to_openai_request(body), None
     except InvalidRequest as exc:
@@ -194,12 +196,12 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         choices = answer.response.body.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
-    except GatewayError as exc:
-        return failed(gw, ctx, exc)
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
+    except Exception as exc:
+        return failed(gw, ctx, internal(ctx, exc))
     ctx.status, ctx.ended = 200, time.monotonic()
     refusal = await pipeline.observe_success(gw, ctx, answer.response)
     if refusal is not None:
@@ -287,13 +289,13 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
             await pipeline.close_quietly(lost.stream)
 
         opened = await pipeline.attempt_plan(gw, ctx, call, discard)
-    except GatewayError as exc:
-        await request.respond(failed(gw, ctx, exc))
-        return
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
+    except Exception as exc:
+        await request.respond(failed(gw, ctx, internal(ctx, exc)))
+        return
     headers = headers_for(ctx)
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"
@@ -310,15 +312,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         ctx.status = 499
         raise
     except Exception as exc:
-        error = (
-            exc
-            if isinstance(exc, GatewayError)
-            else GatewayError("the gateway failed unexpectedly; the error is in its log")
-        )
-        ctx.error, ctx.status = error, error.status
-        attempt = ctx.final_attempt
-        if attempt is not None:
-            attempt.outcome, attempt.error = "broken", error
+        error = stream_broke(gw, ctx, exc)
         await response.send(sse(anthropic_error_body(error.status, error.message, ctx.request_id)))
     finally:
         # A passed-through stream forwards an upstream error event as it is; record it even

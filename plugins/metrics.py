@@ -12,10 +12,17 @@ every worker then writes its samples there (prometheus-client's multiprocess mod
 worker's ``/metrics`` answers for all of them. A ``PROMETHEUS_MULTIPROC_DIR`` you set yourself
 is used as it is (empty it before each start, as prometheus-client asks).
 
-Target health: ``plugway_target_up`` is the outcome of the most recent attempt on each target,
-across workers (1 succeeded, 0 failed); ``plugway_target_circuit_state`` is the routing
-circuit breaker of each target as the worker that last served it saw it (0 closed, 1
-half-open, 2 open). Hedged attempts are counted in ``plugway_hedges_total``, not as failovers.
+Target health: ``plugway_target_up`` is each target's health as routing sees it (1 up, 0
+down): 0 while its circuit breaker is open or half-open, or when its most recent attempt that
+said something about the target failed for the target's own reason (connect, timeout, reset,
+429, 5xx, a malformed answer, a broken stream); 1 once an attempt succeeds with the circuit
+closed. A 4xx the request caused and the gateway's own faults leave it as it was.
+``plugway_target_circuit_state`` is the routing circuit breaker of each target as the worker
+that last tried it saw it (0 closed, 1 half-open, 2 open). Hedged attempts are counted in
+``plugway_hedges_total``, not as failovers. ``plugway_internal_errors_total{stage, plugin}``
+counts the gateway's own faults (see :mod:`plugway.faults`): a hook that raised (stage = the
+hook), a translation or provider that raised while building a request or reading an answer
+(``attempt``, ``stream``; plugin = the provider type), or the core (``request``).
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from plugway import faults
 from plugway.config import Config
 from plugway.context import RequestContext
+from plugway.errors import InternalError, UpstreamError, counts_against_target
 from plugway.hooks import hookimpl
 from plugway.plugins.cost.pricing import request_tokens
 from plugway.plugins.routing.state import BreakerState, routing_state
@@ -204,9 +213,18 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        self.internal_errors = prom.Counter(
+            "plugway_internal_errors",
+            "The gateway's own faults (a hook, a translation or the core raised), by stage "
+            "and plugin; never counted against a target.",
+            ("stage", "plugin"),
+            registry=reg,
+        )
         self.target_up = prom.Gauge(
             "plugway_target_up",
-            "1 when the most recent attempt on the target succeeded, 0 when it failed.",
+            "The target's health: 0 while its circuit is open or half-open or after its own "
+            "failure (connect, timeout, 429, 5xx, bad answer); 1 after a success. A 4xx the "
+            "request caused and the gateway's own faults do not change it.",
             ("provider", "upstream_model"),
             registry=reg,
             multiprocess_mode="mostrecent",
@@ -307,14 +325,16 @@ class Metrics:
         previous = None
         for attempt in ctx.attempts:
             target = attempt.target
-            ok = attempt.outcome == "ok"
             self._child(self.attempts, target.provider, target.model, attempt.outcome).inc()
-            if attempt.outcome in ("ok", "error", "broken"):
-                self._child(self.target_up, target.provider, target.model).set(1 if ok else 0)
+            if attempt.outcome == "ok":
+                self._child(self.target_up, target.provider, target.model).set(1)
+            elif counts_against_target(attempt.error):
+                self._child(self.target_up, target.provider, target.model).set(0)
             error_type = ""
             if attempt.error is not None:
                 error_type = type(attempt.error).__name__
-                self._child(self.upstream_errors, target.provider, error_type).inc()
+                if isinstance(attempt.error, UpstreamError):
+                    self._child(self.upstream_errors, target.provider, error_type).inc()
             if attempt.latency is not None:
                 genai = genai_provider(self.types.get(target.provider, target.provider))
                 self._child(
@@ -340,6 +360,12 @@ class Metrics:
             self._child(self.circuit, target.provider, target.model).set(
                 CIRCUIT_VALUES.get(breaker, 0)
             )
+            if breaker is not BreakerState.CLOSED:
+                self._child(self.target_up, target.provider, target.model).set(0)
+
+    def internal_error(self, error: InternalError) -> None:
+        """Count one of the gateway's own faults (a :mod:`plugway.faults` subscriber)."""
+        self._child(self.internal_errors, error.stage, error.plugin).inc()
 
 
 _state: dict[str, Any] = {}
@@ -384,6 +410,7 @@ def register_routes(app: Any, config: Config) -> None:
         return
     collected = Metrics(config, _multiprocess_dir(config))
     _state["metrics"] = collected
+    faults.subscribe(NAME, collected.internal_error)
 
     async def scrape(request: Request) -> HTTPResponse:
         body = await asyncio.to_thread(collected.exposition)

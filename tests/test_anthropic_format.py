@@ -140,7 +140,32 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         (
             {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "messages[0].content[0].input_audio",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "input_audio",
+                                "input_audio": {"data": "QQ==", "format": "wav"},
+                            }
+                        ],
+                    }
+                ],
+            },
             "messages[0].content[0]",
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "seed": 7}, "seed"),
+        ({"messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs"),
+        (
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_object"},
+            },
+            "response_format.type",
         ),
         (
             {

@@ -232,7 +232,7 @@ def test_blocked_prompt_raises_content_filtered() -> None:
             ],
             "not valid JSON",
         ),
-        ([{"role": "wizard", "content": "x"}], "not supported"),
+        ([{"role": "wizard", "content": "x"}], "messages[0].role must be one of"),
     ],
 )
 def test_client_mistakes_are_invalid_requests(messages: list[Any], fragment: str) -> None:

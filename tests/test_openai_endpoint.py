@@ -242,7 +242,7 @@ def test_upstream_client_errors_are_returned_not_retried(
         (b"{not json", None, "not valid JSON"),
         (b"[1, 2]", None, "must be a JSON object"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model", "'model' is required"),
-        (b'{"model": "chat"}', "messages", "'messages' must be a non-empty array"),
+        (b'{"model": "chat"}', "messages", "messages must be a non-empty array"),
         (b'{"model": "chat", "messages": []}', "messages", "non-empty"),
         (
             b'{"model": "chat", "messages": [{"role":"user","content":"x"}], "stream": "yes"}',

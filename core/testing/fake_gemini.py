@@ -134,14 +134,20 @@ def _check_schema(schema: Any, path: str) -> None:
                 f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': "
                 "Cannot find field."
             )
+        if key == "type" and not isinstance(value, str):
+            raise InvalidArgument(f"Invalid value at '{path}.type': {value!r} is not a Type")
         if key == "properties":
-            if schema.get("type", "object").lower() == "object" and not value:
+            if not isinstance(value, dict):
+                raise InvalidArgument(f"{path}.properties: must be an object")
+            if str(schema.get("type", "object")).lower() == "object" and not value:
                 raise InvalidArgument(f"{path}.properties: should be non-empty for OBJECT type")
             for name, sub in value.items():
                 _check_schema(sub, f"{path}.properties[{name}]")
         elif key == "items":
             _check_schema(value, f"{path}.items")
         elif key == "anyOf":
+            if not isinstance(value, list):
+                raise InvalidArgument(f"{path}.anyOf: must be an array")
             for i, sub in enumerate(value):
                 _check_schema(sub, f"{path}.anyOf[{i}]")
 
