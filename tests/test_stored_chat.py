@@ -76,9 +76,7 @@ def create(client: openai.OpenAI, model: str, stream: bool, **extra: Any) -> tup
         {"role": "user", "content": [{"type": "text", "text": f"hello {model}"}]},
     ]
     if not stream:
-        answer = client.chat.completions.create(
-            model=model, messages=messages, store=True, **extra
-        )
+        answer = client.chat.completions.create(model=model, messages=messages, store=True, **extra)
         return answer.id, answer.choices[0].message.content or ""
     chunks = list(
         client.chat.completions.create(
@@ -265,9 +263,7 @@ def store_over(gateways: list[GatewayProcess], count: int) -> list[str]:
 
 def read_over(gateways: list[GatewayProcess], ids: list[str]) -> None:
     for n, completion_id in enumerate(ids):
-        client = gateways[(n + 1) % len(gateways)].openai(
-            default_headers={"connection": "close"}
-        )
+        client = gateways[(n + 1) % len(gateways)].openai(default_headers={"connection": "close"})
         assert client.chat.completions.retrieve(completion_id).metadata == {"n": str(n)}
         assert client.chat.completions.list(metadata={"n": str(n)}).data[0].id == completion_id
 
