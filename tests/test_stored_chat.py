@@ -224,6 +224,28 @@ def test_another_tenants_completion_is_not_found(keyed: GatewayProcess) -> None:
     assert httpx.get(keyed.base_url + "/chat/completions").status_code == 401
 
 
+def test_doors_are_in_the_request_log(keyed: GatewayProcess) -> None:
+    key = create_key(keyed, team="logged")
+    headers = {"authorization": f"Bearer {key['key']}"}
+    seen = httpx.get(keyed.base_url + "/chat/completions", headers=headers)
+    missing = httpx.get(keyed.base_url + "/chat/completions/chatcmpl-gone", headers=headers)
+    assert assert_openai_error(missing, 404)["param"] == "completion_id"
+    for response, status in ((seen, 200), (missing, 404)):
+        record = log_of(keyed, response.headers["x-request-id"])
+        assert record["endpoint"] == "chat.completions.stored" and record["status"] == status
+        assert record["principal"] == key["id"] and record["tags"] == {"team": "logged"}
+    assert key["key"] not in str(log_of(keyed, seen.headers["x-request-id"]))
+
+
+def log_of(gw: GatewayProcess, request_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        for record in gw.request_logs():
+            if record["request_id"] == request_id:
+                return dict(record)
+        time.sleep(0.02)
+    raise AssertionError(f"no log record for {request_id}")
+
+
 # -- shared state ------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
+from plugway.app import error_response
 from plugway.context import RequestContext
 from plugway.errors import GatewayError, InvalidRequest, NotFound
 from plugway.plugins.responses.runtime import owner, runtime
@@ -75,8 +76,9 @@ async def caller_of(request: Request) -> Caller:
 
 
 def door(handler: Handler) -> Handler:
-    """``handler(request, caller, **path)`` behind the key check, logged through
-    ``post_response`` with the status the client got."""
+    """``handler(request, caller, **path)`` behind the key check, its errors in OpenAI's
+    shape, each answer with ``x-request-id`` and logged through ``post_response`` with the
+    status the client got."""
 
     async def serve(request: Request, **path: str) -> HTTPResponse:
         gw = request.app.ctx.gateway
@@ -92,14 +94,13 @@ def door(handler: Handler) -> Handler:
             if caller.team:
                 ctx.tags["team"] = caller.team
             response = await handler(request, caller, **path)
-            ctx.status = response.status
-            return response
+            response.headers["x-request-id"] = ctx.request_id
         except GatewayError as exc:
-            ctx.error, ctx.status = exc, exc.status
-            raise
-        finally:
-            ctx.ended = time.monotonic()
-            gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+            ctx.error = exc
+            response = error_response(exc, ctx.request_id)
+        ctx.status, ctx.ended = response.status, time.monotonic()
+        gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+        return response
 
     serve.__name__ = handler.__name__
     return serve
