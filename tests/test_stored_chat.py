@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
+from plugway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, GatewayProcess
 from sec_kit import MASTER, RedisServer, assert_openai_error, create_key, keyed_config, new_db
 
 
-def config(primary: FakeOpenAI, claude_up: FakeAnthropic, db: Path, extra: str = "") -> str:
+def config(
+    primary: FakeOpenAI, claude_up: FakeAnthropic, gemini: FakeGemini, db: Path, extra: str = ""
+) -> str:
     return f"""
 [providers.oai]
 type = "openai"
@@ -31,6 +33,15 @@ api_key = "sk-ant-0123456789abcdef"
 
 [providers.fake]
 type = "fake"
+
+[providers.google]
+type = "gemini"
+base_url = "{gemini.url}"
+api_key = "AIzaSyFAKE-gemini-key-0123456789abcdef"
+
+[[models]]
+name = "gem"
+targets = [{{ provider = "google", model = "gemini-2.5-flash" }}]
 
 [[models]]
 name = "gpt"
@@ -51,11 +62,20 @@ db = "{db}"
 
 
 @pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
 def gw(
-    primary: FakeOpenAI, claude_up: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+    primary: FakeOpenAI,
+    claude_up: FakeAnthropic,
+    gemini: FakeGemini,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     db = tmp_path_factory.mktemp("stored") / "responses.db"
-    with GatewayProcess(config(primary, claude_up, db)) as gateway:
+    with GatewayProcess(config(primary, claude_up, gemini, db)) as gateway:
         yield gateway
 
 
@@ -89,12 +109,17 @@ def create(client: openai.OpenAI, model: str, stream: bool, **extra: Any) -> tup
     return ids.pop(), text
 
 
-@pytest.mark.parametrize("model", ["gpt", "claude", "fake"])
+@pytest.mark.parametrize("model", ["gpt", "claude", "gem", "fake"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_store_retrieve_update_delete(gw: GatewayProcess, model: str, stream: bool) -> None:
+def test_store_retrieve_update_delete(
+    gw: GatewayProcess, claude_up: FakeAnthropic, gemini: FakeGemini, model: str, stream: bool
+) -> None:
     client = gw.openai()
     tag = f"{model}-{stream}"
     completion_id, text = create(client, model, stream, metadata={"run": tag, "kind": "t"})
+    if model in ("claude", "gem"):  # translated: store and metadata are the gateway's business
+        sent = (claude_up if model == "claude" else gemini).requests[-1].body
+        assert "store" not in sent and "metadata" not in sent
     stored = eventually(lambda: client.chat.completions.retrieve(completion_id))
     assert stored.id == completion_id
     assert stored.choices[0].message.content == text and text
@@ -185,6 +210,32 @@ def test_bad_store_and_metadata_name_their_field(gw: GatewayProcess) -> None:
     created = httpx.post(url, json={**body, "store": True}).json()
     refused = httpx.post(url + "/" + created["id"], json={"metadata": {}, "model": "x"})
     assert assert_openai_error(refused, 400)["param"] == "model"
+
+
+def test_with_the_response_cache_both_record_a_stream(
+    primary: FakeOpenAI, claude_up: FakeAnthropic, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    extra = "\n[plugins.cache]\nenabled = true\n"
+    with GatewayProcess(config(primary, claude_up, gemini, tmp_path / "r.db", extra)) as cached:
+        client = cached.openai()
+        seen = []
+        for _ in range(2):
+            with client.chat.completions.with_streaming_response.create(
+                model="fake",
+                messages=[{"role": "user", "content": "cache me"}],
+                store=True,
+                stream=True,
+                metadata={"cached": "yes"},
+            ) as response:
+                seen.append(response.headers["x-plugway-cache"])
+                chunks = list(response.parse())
+            completion_id = chunks[0].id
+            stored = eventually(lambda cid=completion_id: client.chat.completions.retrieve(cid))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert stored.choices[0].message.content == text and text
+        assert seen == ["miss", "hit"]  # the cache recorded the first stream too
+        listed = client.chat.completions.list(metadata={"cached": "yes"})
+        assert len({c.id for c in listed.data}) == len(listed.data) >= 1
 
 
 # -- tenants -----------------------------------------------------------------------------------

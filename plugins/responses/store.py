@@ -214,7 +214,9 @@ class StateResponseStore(ResponseStore):
         if completion_id is None:
             return None
         record = await self.get_chat(completion_id)
-        return record if record is not None and record.owner == owner else None
+        # a record stored again under the same id (a cache's replay) has moved to a new place
+        ok = record is not None and record.owner == owner and record.seq == seq
+        return record if ok else None
 
     async def list_chats(self, query: ChatQuery) -> tuple[list[StoredChat], bool]:
         # The owner's index walked from the cursor, a batch of lookups at a time (the state
