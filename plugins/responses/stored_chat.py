@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -98,12 +98,17 @@ def _wants_store(ctx: RequestContext) -> bool:
 
 
 @hookimpl(tryfirst=True)
-async def cached_response(ctx: RequestContext) -> CacheLookup | None:
+def cached_response(ctx: RequestContext) -> Awaitable[CacheLookup] | None:
     """For a streamed request to store: a recorder around each provider the walk calls, and
     around what the other ``cached_response`` impls (a response cache) answer, so a hit is
-    stored too and a cache's own recording still runs."""
+    stored too and a cache's own recording still runs. Sync for every other request (no
+    coroutine made)."""
     if not ctx.stream or not _wants_store(ctx):
         return None
+    return _recorded(ctx)
+
+
+async def _recorded(ctx: RequestContext) -> CacheLookup:
     recording = replay.Recording()
     ctx.state[STATE] = recording
     mine = replay.recorder(recording, MAX_STREAM_BYTES)
@@ -134,9 +139,13 @@ async def _others(ctx: RequestContext) -> CacheLookup | None:
 
 
 @hookimpl
-async def post_response(ctx: RequestContext, response: ProviderResponse | None) -> None:
+def post_response(ctx: RequestContext, response: ProviderResponse | None) -> Awaitable[None] | None:
     if ctx.endpoint != ENDPOINT or STATE not in ctx.state:
-        return
+        return None
+    return _keep(ctx, response)
+
+
+async def _keep(ctx: RequestContext, response: ProviderResponse | None) -> None:
     recording = ctx.state.pop(STATE)
     store, gw = runtime.store, _gw.gateway
     if store is None or gw is None or ctx.status != 200 or ctx.error is not None:
