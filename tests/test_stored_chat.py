@@ -180,6 +180,8 @@ def test_list_filters_and_pages(gw: GatewayProcess) -> None:
     other = create(client, "gpt", False, metadata={"batch": "pages"})[0]
     first = client.chat.completions.list(model="m", metadata={"batch": "pages"}, limit=2)
     assert [c.id for c in first.data] == ids[:2] and first.has_more is True
+    by_alias = client.chat.completions.list(model="gpt", metadata={"batch": "pages"})
+    assert [c.id for c in by_alias.data] == [other]  # the name asked for, or the answer's
     every = [c.id for c in client.chat.completions.list(metadata={"batch": "pages"}, limit=2)]
     assert every == [*ids, other]  # the SDK follows after= through the pages
     newest = client.chat.completions.list(

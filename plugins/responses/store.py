@@ -71,12 +71,15 @@ class StoredResponse:
 @attrs.define(kw_only=True)
 class StoredChat:
     """One stored chat completion: ``completion`` the ChatCompletion as the client got it
-    (with its ``metadata``), ``messages`` the request's messages, each with an ``id``.
-    ``seq`` is its place in the owner's list, set by the store."""
+    (with its ``metadata``), ``messages`` the request's messages, each with an ``id``;
+    ``model`` the answer's model, ``requested`` the name the client asked for (a list's
+    ``model`` filter matches either). ``seq`` is its place in the owner's list, set by the
+    store."""
 
     id: str
     owner: str
     model: str
+    requested: str = ""
     metadata: dict[str, str]
     completion: dict[str, Any]
     messages: list[dict[str, Any]]
@@ -95,7 +98,7 @@ class StoredChat:
             return None
 
     def matches(self, query: ChatQuery) -> bool:
-        if query.model is not None and self.model != query.model:
+        if query.model is not None and query.model not in (self.model, self.requested):
             return False
         return all(self.metadata.get(k) == v for k, v in query.metadata.items())
 
@@ -251,7 +254,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires)",
     "CREATE TABLE IF NOT EXISTS chat_completions (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
     "id TEXT NOT NULL UNIQUE, owner TEXT NOT NULL, model TEXT NOT NULL, "
-    "expires REAL NOT NULL, data BLOB NOT NULL)",
+    "requested TEXT NOT NULL, expires REAL NOT NULL, data BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS chat_completions_owner ON chat_completions (owner, seq)",
     "CREATE INDEX IF NOT EXISTS chat_completions_expires ON chat_completions (expires)",
 )
@@ -337,9 +340,9 @@ class SqliteResponseStore(ResponseStore):
                 raise RuntimeError("the response store is closed")
             conn.execute("DELETE FROM chat_completions WHERE id = ?", (record.id,))
             cursor = conn.execute(
-                "INSERT INTO chat_completions (id, owner, model, expires, data) "
-                "VALUES (?, ?, ?, ?, '')",
-                (record.id, record.owner, record.model, now + self.ttl),
+                "INSERT INTO chat_completions (id, owner, model, requested, expires, data) "
+                "VALUES (?, ?, ?, ?, ?, '')",
+                (record.id, record.owner, record.model, record.requested, now + self.ttl),
             )
             record.seq = int(cursor.lastrowid or 0)
             conn.execute(
@@ -381,8 +384,8 @@ class SqliteResponseStore(ResponseStore):
         where = "owner = ? AND expires >= ?"
         args: list[Any] = [query.owner, now]
         if query.model is not None:
-            where += " AND model = ?"
-            args.append(query.model)
+            where += " AND (model = ? OR requested = ?)"
+            args += [query.model, query.model]
         with self._lock:
             conn = self._conn
             if conn is None:

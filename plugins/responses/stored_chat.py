@@ -191,6 +191,7 @@ def make_record(ctx: RequestContext, completion: dict[str, Any]) -> StoredChat:
         id=completion_id,
         owner=owner_of(ctx),
         model=str(model),
+        requested=ctx.model,
         metadata=metadata,
         completion=kept,
         messages=messages,
