@@ -388,7 +388,7 @@ def test_framework_errors_on_messages_paths_have_anthropics_shape(
     at.ErrorResponse.model_validate(body)
     assert body["type"] == "error" and body["request_id"] == wrong_method.headers["request-id"]
     # other paths keep OpenAI's shape
-    other = httpx.get(claude_gateway.url + "/v1/chat/completions")
+    other = httpx.get(claude_gateway.url + "/v1/embeddings")  # (GET chat/completions lists)
     assert other.status_code == 405 and set(other.json()["error"]) >= {"message", "code"}
 
 

@@ -277,5 +277,5 @@ def test_unknown_model_and_route_and_method(gateway: GatewayProcess) -> None:
     assert caught.value.code == "model_not_found"
     missing = httpx.get(gateway.url + "/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    wrong = httpx.get(gateway.base_url + "/chat/completions")
+    wrong = httpx.get(gateway.base_url + "/embeddings")  # (GET chat/completions lists)
     assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "invalid_request_error"

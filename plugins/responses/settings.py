@@ -30,10 +30,11 @@ class ResponsesSettings:
     backend: str = "auto"
     #: The SQLite file; created with its folder when missing.
     db: str = attrs.field(factory=default_db)
-    #: Seconds a stored response is kept (default 30 days).
+    #: Seconds a stored response (or stored chat completion) is kept (default 30 days).
     ttl: float = 30 * DAY
-    #: Under ``[privacy] zdr = true``, a request that asks to store (``store`` true or left
-    #: out): ``refuse`` answers 400; ``coerce`` serves it with ``store`` false.
+    #: Under ``[privacy] zdr = true``, a request that asks to store (``/v1/responses`` with
+    #: ``store`` true or left out, ``/v1/chat/completions`` with ``store: true``): ``refuse``
+    #: answers 400; ``coerce`` serves it with ``store`` false.
     zdr_store: str = "refuse"
 
 
