@@ -440,3 +440,14 @@ def test_zdr_coerces_store_to_false(
     )
     assert client.chat.completions.list().data == []
     assert not db.exists()
+
+
+def test_served_without_the_v1_prefix(gw: GatewayProcess) -> None:
+    """As the core serves chat (found by openai-python's generated tests, whose base URL has
+    no /v1)."""
+    bare = openai.OpenAI(base_url=gw.url, api_key="sk-test", max_retries=0)
+    done = bare.chat.completions.create(
+        model="gpt", messages=[{"role": "user", "content": "no prefix"}], store=True
+    )
+    assert bare.chat.completions.retrieve(done.id).id == done.id
+    assert done.id in [c.id for c in bare.chat.completions.list()]

@@ -41,16 +41,19 @@ Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 
 def register(app: Sanic[Any, Any]) -> None:
-    app.add_route(door(list_completions), "/v1/chat/completions", methods=["GET"],
-                  name="stored_chat_list")  # fmt: skip
-    app.add_route(door(retrieve), "/v1/chat/completions/<completion_id>", methods=["GET"],
-                  name="stored_chat_retrieve")  # fmt: skip
-    app.add_route(door(update), "/v1/chat/completions/<completion_id>", methods=["POST"],
-                  name="stored_chat_update")  # fmt: skip
-    app.add_route(door(delete), "/v1/chat/completions/<completion_id>", methods=["DELETE"],
-                  name="stored_chat_delete")  # fmt: skip
-    app.add_route(door(list_messages), "/v1/chat/completions/<completion_id>/messages",
-                  methods=["GET"], name="stored_chat_messages")  # fmt: skip
+    """The stored-completion routes, with and without the /v1 prefix (as the core serves chat)."""
+    for prefix in ("/v1", ""):
+        tag = prefix.strip("/") or "bare"
+        base = f"{prefix}/chat/completions"
+        one = base + "/<completion_id>"
+        for handler, path, method, name in (
+            (list_completions, base, "GET", "list"),
+            (retrieve, one, "GET", "retrieve"),
+            (update, one, "POST", "update"),
+            (delete, one, "DELETE", "delete"),
+            (list_messages, one + "/messages", "GET", "messages"),
+        ):
+            app.add_route(door(handler), path, methods=[method], name=f"stored_chat_{name}_{tag}")
 
 
 class Caller:
