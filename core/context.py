@@ -198,7 +198,7 @@ class RequestContext:
     Times are ``time.monotonic()`` seconds. ``usage`` is OpenAI's usage object once known.
     """
 
-    endpoint: str  # "chat.completions" | "embeddings" | a plugin's own
+    endpoint: str  # "chat.completions" | "embeddings" | "responses" | ... (see pre_route)
     body: dict[str, Any]
     headers: Mapping[str, str]
     request_id: str = attrs.field(factory=new_request_id)

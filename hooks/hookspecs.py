@@ -164,7 +164,17 @@ def pre_route(ctx: RequestContext) -> None:
 
     Called for every request to a gateway endpoint, after the body is parsed and before the
     model resolves, in hook order. Authentication, rate limits, budgets, size limits and
-    content filters live here. Set ``ctx.principal``, ``ctx.tags`` or ``ctx.state[...]``;
+    content filters live here.
+
+    Whatever API the client speaks, ``ctx.body`` is the canonical OpenAI Chat Completions form
+    of its request (the formats layer translated it), so one filter serves every door;
+    ``ctx.endpoint`` names the door: ``chat.completions``, ``embeddings``, ``moderations``,
+    ``completions`` (legacy text completions: one user message per prompt), ``responses``
+    (input items as messages; ``instructions`` as the system message), ``messages`` and
+    ``messages.count_tokens`` (Anthropic's API), or a plugin's own (``mcp.tools/call`` ...).
+    A door whose client body can pass through to a same-format upstream untranslated sends the
+    canonical body instead when a ``pre_route`` impl changed it, so a redaction always reaches
+    the upstream. Set ``ctx.principal``, ``ctx.tags`` or ``ctx.state[...]``;
     change ``ctx.body`` (and ``ctx.model``, to re-route) in place. Refuse by raising a
     :class:`plugway.errors.GatewayError` subclass: it is answered as is and no later impl runs.
     The return value is ignored. May be async. Fails closed: any other exception is the
