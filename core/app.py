@@ -292,8 +292,7 @@ async def serve_stream(request: Request, gw: Gateway, ctx: RequestContext) -> No
         return
     rewrite = gw.hooks.has("stream_chunk")
     headers = decision_headers(ctx)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
+    pipeline.sse_headers(headers)
     response = await request.respond(
         status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
     )

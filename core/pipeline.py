@@ -23,6 +23,7 @@ from plugway.errors import (
     ServiceUnavailable,
     UpstreamError,
     UpstreamRateLimited,
+    UpstreamStreamBroken,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -350,30 +351,57 @@ class OpenStream:
 
 
 async def open_stream(gw: Gateway, ctx: RequestContext) -> OpenStream:
-    """Route and open a stream, failing over until a target yields its first event. Nothing
-    has been sent to the client when this returns or raises."""
+    """Route and open a chat stream, failing over until a target yields its first event.
+    Nothing has been sent to the client when this returns or raises."""
     await route(gw, ctx)
 
+    async def open_one(provider: Provider, target: Target) -> ChunkStream:
+        return await provider.chat_stream(ctx, target, ctx.body)
+
+    return await open_plan(gw, ctx, open_one)
+
+
+async def open_plan(
+    gw: Gateway,
+    ctx: RequestContext,
+    open_one: Callable[[Provider, Target], Awaitable[ChunkStream]],
+) -> OpenStream:
+    """Walk the routed plan with ``open_one`` opening each target's stream (in whatever format
+    the door sends), failing over until one yields its first event; a hedged attempt that lost
+    is closed. Every streaming door opens its streams through here."""
+
     async def call(provider: Provider, target: Target) -> OpenStream:
-        stream = await provider.chat_stream(ctx, target, ctx.body)
-        try:
-            events = aiter(stream)
-            first = await anext(events)
-        except StopAsyncIteration:
-            await close_quietly(stream)
-            raise UpstreamUnavailable(
-                f"provider '{target.provider}' ended the stream before sending anything",
-                provider=target.provider,
-            ) from None
-        except BaseException:
-            await close_quietly(stream)
-            raise
-        return OpenStream(stream, events, first)
+        return await first_event(await open_one(provider, target), target.provider)
 
     async def discard(opened: OpenStream) -> None:
         await close_quietly(opened.stream)
 
     return await attempt_plan(gw, ctx, call, discard)
+
+
+async def first_event(stream: ChunkStream, provider: str) -> OpenStream:
+    """Wait for a just-opened stream's first event. A stream that ends before sending anything
+    is a retryable :class:`UpstreamStreamBroken` (nothing reached the client); on any failure
+    the stream is closed before the error propagates."""
+    try:
+        events = aiter(stream)
+        first = await anext(events)
+    except StopAsyncIteration:
+        await close_quietly(stream)
+        raise UpstreamStreamBroken(
+            f"provider '{provider}' ended the stream before sending anything", provider=provider
+        ) from None
+    except BaseException:
+        await close_quietly(stream)
+        raise
+    return OpenStream(stream, events, first)
+
+
+def sse_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` for an SSE answer: no caching, no proxy buffering."""
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+    return headers
 
 
 async def close_quietly(stream: ChunkStream) -> None:

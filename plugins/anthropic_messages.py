@@ -254,16 +254,14 @@ class TranslatedStream(ChunkStream):
         await self.inner.aclose()
 
 
-async def serve_stream(  # noqa: PLR0915 - one linear request path, like the core's
-    request: Request, gw: Gateway, inbound: Inbound
-) -> None:
+async def serve_stream(request: Request, gw: Gateway, inbound: Inbound) -> None:
     ctx = inbound.ctx
     try:
         await pipeline.route(gw, ctx)
         passthrough = inbound.body_unchanged() and not gw.hooks.has("stream_chunk")
         inbound.cap_max_tokens()
 
-        async def call(provider: Provider, target: Target) -> pipeline.OpenStream:
+        async def call(provider: Provider, target: Target) -> ChunkStream:
             upstream = native(provider) if passthrough else None
             if upstream is not None:
                 stream = await upstream.messages_stream(ctx, target, inbound.body)
@@ -271,24 +269,9 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
                 stream = TranslatedStream(
                     gw, ctx, await provider.chat_stream(ctx, target, inbound.canonical_body())
                 )
-            try:
-                events = aiter(stream)
-                first = await anext(events)
-            except StopAsyncIteration:
-                await pipeline.close_quietly(stream)
-                raise UpstreamStreamBroken(
-                    f"provider '{target.provider}' ended the stream before sending anything",
-                    provider=target.provider,
-                ) from None
-            except BaseException:
-                await pipeline.close_quietly(stream)
-                raise
-            return pipeline.OpenStream(stream, events, first)
+            return stream
 
-        async def discard(lost: pipeline.OpenStream) -> None:  # a hedged attempt that lost
-            await pipeline.close_quietly(lost.stream)
-
-        opened = await pipeline.attempt_plan(gw, ctx, call, discard)
+        opened = await pipeline.open_plan(gw, ctx, call)
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
@@ -297,8 +280,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         await request.respond(failed(gw, ctx, internal(ctx, exc)))
         return
     headers = headers_for(ctx)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
+    pipeline.sse_headers(headers)
     response = await request.respond(
         status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
     )

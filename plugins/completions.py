@@ -298,7 +298,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         await pipeline.route(gw, ctx)
         passthrough = inbound.body_unchanged() and not gw.hooks.has("stream_chunk")
 
-        async def call(provider: Provider, target: Target) -> pipeline.OpenStream:
+        async def call(provider: Provider, target: Target) -> ChunkStream:
             upstream = native(provider) if passthrough else None
             stream: ChunkStream
             if upstream is not None:
@@ -307,24 +307,9 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
                 bodies = inbound.chat_bodies()
                 first = await provider.chat_stream(ctx, target, bodies[0])
                 stream = TranslatedStream(gw, inbound, provider, target, bodies, first)
-            try:
-                events = aiter(stream)
-                first_event = await anext(events)
-            except StopAsyncIteration:
-                await pipeline.close_quietly(stream)
-                raise UpstreamStreamBroken(
-                    f"provider '{target.provider}' ended the stream before sending anything",
-                    provider=target.provider,
-                ) from None
-            except BaseException:
-                await pipeline.close_quietly(stream)
-                raise
-            return pipeline.OpenStream(stream, events, first_event)
+            return stream
 
-        async def discard(lost: pipeline.OpenStream) -> None:  # a hedged attempt that lost
-            await pipeline.close_quietly(lost.stream)
-
-        opened = await pipeline.attempt_plan(gw, ctx, call, discard)
+        opened = await pipeline.open_plan(gw, ctx, call)
     except GatewayError as exc:
         await request.respond(failed(gw, ctx, exc))
         return
@@ -333,8 +318,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
     headers = decision_headers(ctx)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
+    pipeline.sse_headers(headers)
     response = await request.respond(
         status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
     )

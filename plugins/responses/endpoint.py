@@ -364,7 +364,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
     try:
         await prepare(gw, inbound, stream=True)
 
-        async def call(provider: Provider, target: Target) -> pipeline.OpenStream:
+        async def call(provider: Provider, target: Target) -> ChunkStream:
             upstream = native_responses(provider, target) if inbound.passthrough else None
             stream: ChunkStream
             if upstream is not None:
@@ -372,24 +372,9 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
             else:
                 inner = await provider.chat_stream(ctx, target, inbound.canonical_body())
                 stream = TranslatedStream(gw, inbound, inner)
-            try:
-                events = aiter(stream)
-                first = await anext(events)
-            except StopAsyncIteration:
-                await pipeline.close_quietly(stream)
-                raise UpstreamStreamBroken(
-                    f"provider '{target.provider}' ended the stream before sending anything",
-                    provider=target.provider,
-                ) from None
-            except BaseException:
-                await pipeline.close_quietly(stream)
-                raise
-            return pipeline.OpenStream(stream, events, first)
+            return stream
 
-        async def discard(lost: pipeline.OpenStream) -> None:  # a hedged attempt that lost
-            await pipeline.close_quietly(lost.stream)
-
-        opened = await pipeline.attempt_plan(gw, ctx, call, discard)
+        opened = await pipeline.open_plan(gw, ctx, call)
     except GatewayError as exc:
         await request.respond(failed(gw, ctx, exc))
         return
@@ -398,8 +383,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
         raise
     headers = decision_headers(ctx)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
+    pipeline.sse_headers(headers)
     response = await request.respond(
         status=200, headers=headers, content_type="text/event-stream; charset=utf-8"
     )
