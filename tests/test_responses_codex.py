@@ -76,15 +76,7 @@ name = "codex-model"
 targets = [{ provider = "fake", model = "fake-chat" }]
 """
     gw = start_gateway(config)  # type: ignore[operator]
-    # Codex's built-in web search and its namespaced agent tools exist only in the native
-    # Responses API: they are turned off for a target served through chat.
-    out = codex_exec(
-        gw,
-        tmp_path / "home",
-        tmp_path / "work",
-        "--disable",
-        "multi_agent",
-        "-c",
-        'web_search="disabled"',
-    )
+    # Codex's namespaced agent tools are flattened into chat functions; its built-in web
+    # search exists only in the native Responses API and is turned off for a chat target.
+    out = codex_exec(gw, tmp_path / "home", tmp_path / "work", "-c", 'web_search="disabled"')
     assert "You said: say hello to the gateway" in out
