@@ -69,7 +69,8 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
     app.add_route(get_model, PREFIX + "/<name:path>", methods=["GET"], name="gemini_model")
     app.add_route(call, PREFIX + "/<name:path>", methods=["POST"], name="gemini_call")
     # The google-genai SDK given only a base_url asks for API version v1.
-    app.add_route(call, V1_PREFIX + "/<name:path>", methods=["POST"], name="gemini_call_v1")
+    # (named like the core's GET /v1/models/<model_id:path>: one path, one parameter name)
+    app.add_route(call_v1, V1_PREFIX + "/<model_id:path>", methods=["POST"], name="gemini_call_v1")
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -170,6 +171,10 @@ async def call(request: Request, name: str) -> HTTPResponse | None:
         await serve_stream(request, gw, inbound, sse=request.args.get("alt") == "sse")
         return None
     return await serve_complete(gw, inbound)
+
+
+async def call_v1(request: Request, model_id: str) -> HTTPResponse | None:
+    return await call(request, model_id)
 
 
 @attrs.define
