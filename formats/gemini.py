@@ -1279,7 +1279,7 @@ def chat_from_gemini_request(
             message = _model_turn(parts, path, i, calls)
             if message is not None:
                 messages.append(message)
-        elif role == "user":
+        elif role in ("user", "function"):  # "function": the older name of a results turn
             messages.extend(_user_turn(parts, path, calls))
         else:
             raise _gbad("must be 'user' or 'model'", f"{path}.role")

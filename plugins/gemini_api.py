@@ -394,7 +394,8 @@ async def count_tokens(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
             upstream = native(provider)
             if upstream is not None:
-                return await upstream.count_tokens(ctx, target, inbound.body)
+                body = native_count_body(inbound, target)
+                return await upstream.count_tokens(ctx, target, body)
             return {"totalTokens": fmt.estimate_chat_tokens(ctx.body)}
 
         counted = await pipeline.attempt_plan(gw, ctx, attempt)
@@ -403,6 +404,17 @@ async def count_tokens(gw: Gateway, inbound: Inbound) -> HTTPResponse:
     except GatewayError as exc:
         return failed(gw, ctx, exc)
     return HTTPResponse(orjson.dumps(counted), headers=decision_headers(ctx), content_type=JSON)
+
+
+def native_count_body(inbound: Inbound, target: Target) -> dict[str, Any]:
+    """The client's ``countTokens`` body for a Gemini target: a ``generateContentRequest``
+    names the target's model, as Google requires it to match the path."""
+    body = dict(inbound.body)
+    for key in ("generateContentRequest", "generate_content_request"):
+        inner = body.get(key)
+        if isinstance(inner, dict) and "model" in inner:
+            body[key] = {**inner, "model": f"models/{target.model}"}
+    return body
 
 
 # -- GET /v1beta/models ------------------------------------------------------------------------

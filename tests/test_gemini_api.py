@@ -254,6 +254,17 @@ def test_count_tokens_native_and_estimated(gw: GatewayProcess, gem: FakeGemini) 
     native = sdk.models.count_tokens(model="gemini-flash", contents="one two three four")
     assert native.total_tokens == 4
     assert gem.requests[-1].path.endswith(":countTokens")
+    wrapped = httpx.post(
+        f"{gw.url}/v1beta/models/gemini-flash:countTokens",
+        json={
+            "generateContentRequest": {
+                "model": "models/gemini-flash",
+                "contents": [{"role": "user", "parts": [{"text": "five words are right here"}]}],
+            }
+        },
+    )
+    assert wrapped.status_code == 200 and wrapped.json() == {"totalTokens": 5}
+    assert gem.requests[-1].body["generateContentRequest"]["model"] == "models/gemini-2.5-flash"
     estimated = sdk.models.count_tokens(model="gpt", contents="one two three four")
     assert estimated.total_tokens and estimated.total_tokens > 0
 
