@@ -77,6 +77,10 @@ targets = [{ provider = "fake", model = "fake-chat" }]
 """
     gw = start_gateway(config)  # type: ignore[operator]
     # Codex's namespaced agent tools are flattened into chat functions; its built-in web
-    # search exists only in the native Responses API and is turned off for a chat target.
-    out = codex_exec(gw, tmp_path / "home", tmp_path / "work", "-c", 'web_search="disabled"')
+    # search, which only the native Responses API runs, is dropped (not forced): Codex runs
+    # with its default tools.
+    out = codex_exec(gw, tmp_path / "home", tmp_path / "work")
     assert "You said: say hello to the gateway" in out
+    logs = gw.request_logs(wait_for=1)  # type: ignore[attr-defined]
+    notes = [n for r in logs for n in (r.get("route") or {}).get("notes", [])]
+    assert any("web_search" in n for n in notes), logs
