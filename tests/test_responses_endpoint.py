@@ -102,6 +102,11 @@ name = "claude"
 targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
 
 [[models]]
+name = "claude-strict"
+targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
+options = {{ hosted_tools = "refuse" }}
+
+[[models]]
 name = "gemini"
 targets = [{{ provider = "google", model = "gemini-2.5-flash" }}]
 
@@ -472,6 +477,11 @@ def test_builtin_tools_only_go_to_native_targets(
             model="claude", input="search", tools=[{"type": "web_search"}], tool_choice="required"
         )
     assert required.value.code == "unsupported_tool"
+    with pytest.raises(openai.BadRequestError) as strict:  # the route refuses instead
+        client.responses.create(
+            model="claude-strict", input="search", tools=[{"type": "web_search"}]
+        )
+    assert strict.value.code == "unsupported_tool"
 
 
 def test_client_mistakes_are_400s_naming_the_field(gw: GatewayProcess) -> None:
