@@ -22,6 +22,7 @@ from plugway.formats import gemini as fmt
 from plugway.formats.openai_embeddings import embeddings_body
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
+from plugway.sse import EventSplitter, iter_data
 from plugway.upstream import (
     HTTPProvider,
     open_stream,
@@ -92,6 +93,38 @@ class GeminiProvider(HTTPProvider):
         )
         return GeminiChunkStream(response, translator, self.name)
 
+    # -- native Gemini API (fmt.NativeGemini): the inbound /v1beta door passes bodies through --
+
+    async def generate_content(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> fmt.NativeAnswer:
+        raw, data = await post_json(
+            self.client,
+            self._path(target.model, "generateContent"),
+            body,
+            provider=self.name,
+            error_of=self._error,
+        )
+        return fmt.NativeAnswer(raw, data)
+
+    async def stream_generate_content(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ChunkStream:
+        request = self.client.build_request(
+            "POST",
+            self._path(target.model, "streamGenerateContent"),
+            params={"alt": "sse"},
+            content=orjson.dumps(body),
+            headers={"accept": "text/event-stream"},
+        )
+        response = await open_stream(self.client, request, provider=self.name, error_of=self._error)
+        return NativeGeminiStream(response, self.name)
+
+    async def count_tokens(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return await self._post(self._path(target.model, "countTokens"), dict(body))
+
     async def embeddings(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
@@ -136,6 +169,59 @@ class GeminiChunkStream(ChunkStream):
         self.finish_reason = translator.finish_reason
         if tail:
             yield tail
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+class NativeGeminiStream(ChunkStream):
+    """Gemini's own ``alt=sse`` events, whole and untouched; each event's ``usageMetadata``
+    and ``finishReason`` are read as they pass (one JSON parse per event), and an in-band
+    ``error`` event is recorded in ``error`` after it is forwarded."""
+
+    def __init__(self, response: httpx.Response, provider: str) -> None:
+        self.response = response
+        self.provider = provider
+        self._splitter = EventSplitter()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.response.aiter_bytes():
+                events = self._splitter.feed(chunk)
+                if events:
+                    self._observe(events)
+                    yield events
+        except httpx.HTTPError as exc:
+            raise UpstreamStreamBroken(
+                f"the stream from provider '{self.provider}' broke ({type(exc).__name__})",
+                provider=self.provider,
+            ) from None
+        tail = self._splitter.pending
+        if tail.strip():
+            events = self._splitter.feed(b"\r\n\r\n")
+            self._observe(events)
+            yield events
+
+    def _observe(self, events: bytes) -> None:
+        for payload in iter_data(events):
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if isinstance(data.get("error"), dict):
+                error = data["error"]
+                status = error.get("code") if isinstance(error.get("code"), int) else 500
+                self.error = fmt.error_from_gemini(status, data, {}, self.provider)
+            usage = fmt.usage_from_gemini(data.get("usageMetadata"))
+            if usage is not None:
+                self.usage = usage
+            for candidate in data.get("candidates") or ():
+                if isinstance(candidate, dict) and candidate.get("finishReason"):
+                    parts = (candidate.get("content") or {}).get("parts") or ()
+                    calls = any(isinstance(p, dict) and "functionCall" in p for p in parts)
+                    self.finish_reason = fmt.finish_reason(candidate["finishReason"], calls)
 
     async def aclose(self) -> None:
         await self.response.aclose()

@@ -20,6 +20,7 @@ from plugway.formats.openai_embeddings import validate_embeddings_request
 from plugway.gateway import Gateway, load_gateway
 from plugway.logs import configure_logging
 from plugway.redact import redact
+from plugway.routing import NAME_PLACEHOLDER
 from plugway.sse import DONE, sse_event
 from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import SanicException
@@ -170,7 +171,8 @@ def _model_objects(gw: Gateway) -> list[dict[str, Any]]:
         names[route.name] = route.targets[0].provider
     for route in gw.router.routes.values():
         for target in route.targets:
-            names.setdefault(target.key, target.provider)
+            if NAME_PLACEHOLDER not in target.model:  # a pattern route's "{name}" target
+                names.setdefault(target.key, target.provider)
     for provider in gw.providers.values():
         for model in provider.settings.models:
             names.setdefault(f"{provider.name}/{model}", provider.name)

@@ -296,7 +296,8 @@ def route(args: argparse.Namespace) -> int:
         return 0
     route = ctx.route
     assert route is not None
-    print(f"model {route.name}: strategy={trace['strategy']}, deadline={route.deadline}s")
+    shown = route.name if route.name == ctx.model else f"{ctx.model} (route {route.name})"
+    print(f"model {shown}: strategy={trace['strategy']}, deadline={route.deadline}s")
     for i, target in enumerate(ctx.plan, 1):
         score = ctx.trace.scores.get(target.key)
         extra = f"  score={score:.6g}" if score is not None else ""

@@ -5,7 +5,9 @@ Shape (the names are a contract)::
     [server]            host, port, workers, max_body_bytes, client_timeout, backlog
     [routing]           deadline: the overall seconds for one request, retries included
     [providers.NAME]    type = a registered provider type, then that type's settings
-    [[models]]          name, strategy, deadline, targets = [{provider, model, ...}], and
+    [[models]]          name (an exact model name or a glob such as "claude-*") or match (a
+                        regular expression), strategy, deadline, targets = [{provider,
+                        model, ...}] (a target's model "{name}" is the name asked for), and
                         the routing policy (plugway.policy): retry, hedge, rules, fallbacks,
                         require_region, prefer_region
     [state]             backend ("memory" | a registered one, e.g. "redis"), url, prefix
@@ -100,8 +102,9 @@ class TargetConfig:
 
 @attrs.define(kw_only=True)
 class ModelConfig:
-    name: str
-    targets: list[TargetConfig]
+    #: An exact model name, or a glob (``*``, ``?``, ``[...]``) matching model names.
+    name: str = ""
+    targets: list[TargetConfig] = attrs.field(factory=list)
     strategy: str = "fallback"
     deadline: float | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
@@ -112,6 +115,8 @@ class ModelConfig:
     fallbacks: Fallbacks = attrs.field(factory=Fallbacks)
     require_region: str | None = None
     prefer_region: str | None = None
+    #: A regular expression (full match) instead of ``name``; the route is then named by it.
+    match: str | None = None
 
 
 @attrs.define(kw_only=True)
@@ -175,6 +180,7 @@ def _route_of(
         deadline=model.deadline if model.deadline is not None else default_deadline,
         options=dict(model.options),
         policy=policy,
+        match=model.match,
     )
 
 
@@ -582,7 +588,7 @@ def _structure_models(raw: Any, problems: list[str]) -> list[ModelConfig] | None
     seen: dict[str, int] = {}
     for i, table in enumerate(raw):
         model = structure(table, ModelConfig, f"models[{i}]", problems)
-        if model is None:
+        if model is None or not _name_or_match(model, f"models[{i}]", problems):
             continue
         if model.name in seen:
             problems.append(
@@ -596,6 +602,29 @@ def _structure_models(raw: Any, problems: list[str]) -> list[ModelConfig] | None
         seen[model.name] = i
         models.append(model)
     return models
+
+
+def _name_or_match(model: ModelConfig, path: str, problems: list[str]) -> bool:
+    """A route has a ``name`` (exact or glob) or a ``match`` regex, not both; a ``match``
+    route is named by its regex from here on."""
+    if model.match is None:
+        if not model.name:
+            problems.append(f"{path}.name: missing required field")
+            return False
+        return True
+    if model.name:
+        problems.append(
+            f"{path}.match: give name (an exact name or a glob) or match (a regular "
+            "expression), not both"
+        )
+        return False
+    try:
+        re.compile(model.match)
+    except re.error as exc:
+        problems.append(f"{path}.match: {model.match!r} is not a valid regular expression ({exc})")
+        return False
+    model.name = model.match
+    return True
 
 
 def _check_routes(

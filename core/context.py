@@ -70,6 +70,9 @@ class Route:
     # Left out of the hash (a dict is unhashable), so these stay usable in sets and as keys.
     options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     policy: RoutePolicy = attrs.field(factory=RoutePolicy)  # retries, hedging, rules, regions
+    #: The regular expression of a ``match = "..."`` route (its ``name`` is then the same
+    #: string); None for an exact name or a glob (see :class:`plugway.routing.Router`).
+    match: str | None = None
 
 
 class FailureAction(enum.Enum):

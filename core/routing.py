@@ -3,8 +3,10 @@ strategy a route names."""
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -49,11 +51,51 @@ class Strategy(Protocol):
     ) -> list[Target] | Awaitable[list[Target]]: ...
 
 
-class Router:
-    """Resolves the ``model`` a client sent to a route.
+#: The characters that make a ``[[models]] name`` a glob.
+GLOB_CHARS = frozenset("*?[")
+#: In a pattern route's target, ``model = "{name}"`` is the model name the client asked for.
+NAME_PLACEHOLDER = "{name}"
+#: Pattern resolutions remembered (model name -> bound route); cleared when full.
+MATCHED_CACHE_SIZE = 4096
 
-    A configured model name wins; otherwise ``provider/model`` addresses one target of a
-    configured provider directly.
+
+def is_glob(name: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(name)
+
+
+_REGEX_SPECIAL = frozenset("\\.^$*+?{}[]|()")
+
+
+def literal_prefix(glob: str) -> str:
+    """The part of a glob before its first wildcard."""
+    cut = min((i for i, c in enumerate(glob) if c in GLOB_CHARS), default=len(glob))
+    return glob[:cut]
+
+
+def regex_literal_prefix(regex: str) -> str:
+    """The plain text every match of ``regex`` starts with (after a leading ``^``), as far
+    as a simple scan sees: up to the first special character, less a character that a
+    quantifier right after it makes optional."""
+    text = regex.removeprefix("^")
+    cut = min((i for i, c in enumerate(text) if c in _REGEX_SPECIAL), default=len(text))
+    if cut < len(text) and text[cut] in "*?{":
+        cut = max(cut - 1, 0)
+    return text[:cut]
+
+
+class Router:
+    """Resolves the ``model`` a client sent to a route, most specific first:
+
+    1. an exact ``[[models]] name`` (a dict lookup: the hot path);
+    2. a pattern: a glob ``name`` (``claude-*``) or a ``match`` regular expression (a full
+       match), the one with the longest literal prefix first (the text before a glob's
+       first wildcard; the plain text a regex starts with after its ``^``), config order
+       among equals; so ``claude-3-*`` before ``claude-*`` before ``*``;
+    3. ``provider/model``, one target of a configured provider addressed directly.
+
+    Patterns are walked only on a miss of (1) and each answer is remembered. A pattern
+    route keeps its pattern as its ``name``; in its targets ``{name}`` becomes the model
+    name asked for (``model = "{name}"`` sends it on as it is).
     """
 
     def __init__(
@@ -62,11 +104,49 @@ class Router:
         self.routes = dict(routes)
         self.providers = frozenset(providers)
         self.default_deadline = default_deadline
+        self.exact: dict[str, Route] = {}
+        patterns: list[tuple[int, Route, re.Pattern[str]]] = []
+        for name, route in self.routes.items():
+            if route.match is not None:
+                prefix = regex_literal_prefix(route.match)
+                patterns.append((len(prefix), route, re.compile(route.match)))
+            elif is_glob(name):
+                prefix = literal_prefix(name)
+                patterns.append((len(prefix), route, re.compile(fnmatch.translate(name))))
+            else:
+                self.exact[name] = route
+        patterns.sort(key=lambda item: -item[0])  # stable: config order among equals
+        self.patterns = [(route, pattern) for _, route, pattern in patterns]
+        self._matched: dict[str, Route] = {}
+
+    def match(self, model: str) -> Route | None:
+        """The pattern route for ``model`` with ``{name}`` filled in, or None."""
+        found = self._matched.get(model)
+        if found is not None:
+            return found
+        for route, pattern in self.patterns:
+            if pattern.fullmatch(model):
+                bound = attrs.evolve(
+                    route,
+                    targets=tuple(
+                        attrs.evolve(t, model=t.model.replace(NAME_PLACEHOLDER, model))
+                        for t in route.targets
+                    ),
+                )
+                if len(self._matched) >= MATCHED_CACHE_SIZE:
+                    self._matched.clear()
+                self._matched[model] = bound
+                return bound
+        return None
 
     def resolve(self, model: str) -> Route:
-        route = self.routes.get(model)
+        route = self.exact.get(model)
         if route is not None:
             return route
+        if self.patterns:
+            route = self.match(model)
+            if route is not None:
+                return route
         provider, sep, upstream_model = model.partition("/")
         if sep and upstream_model and provider in self.providers:
             return Route(

@@ -16,7 +16,13 @@ Request (:func:`to_chat_request`):
   their summaries and encrypted content carry nothing a chat target can read back.
 - ``instructions`` -> a leading system message, then ``history`` (earlier turns), then ``input``.
 - ``tools``: function tools -> chat's nested form (``strict`` only when given: chat targets
-  would reject a non-strict schema marked strict). ``tool_choice`` (``auto``/``none``/
+  would reject a non-strict schema marked strict). A ``namespace`` tool (Codex sends one on
+  every request) is flattened: each function tool inside it becomes a chat function named
+  ``{namespace}__{name}`` (:data:`NAMESPACE_SEPARATOR`; a flattened name that collides with
+  another tool's is a 400), ``function_call`` input items carrying ``namespace`` are
+  flattened the same way, and a call the model makes to a flattened name comes back as a
+  ``function_call`` item with ``name`` and ``namespace`` split again (:func:`split_call_name`),
+  streamed or not. Only a name that starts with a namespace the request declared is split. ``tool_choice`` (``auto``/``none``/
   ``required``, a function, ``allowed_tools`` of functions), ``parallel_tool_calls``.
 - ``text.format`` (``text``, ``json_object``, ``json_schema``) -> ``response_format``;
   ``text.verbosity`` -> ``verbosity``; ``reasoning.effort`` -> ``reasoning_effort``;
@@ -43,7 +49,7 @@ Not put into the chat body, by decision:
 Refused with :class:`NativeOnly` (an :class:`InvalidRequest`, 400) because only a target with
 the native Responses API serves them, so that the endpoint may pass such a request through
 instead: built-in tools (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``,
-``custom``, ``namespace``, ...; code ``unsupported_tool``, and :func:`builtin_tools` lists
+``custom``, a custom tool inside a ``namespace``, ...; code ``unsupported_tool``, and :func:`builtin_tools` lists
 them), a ``tool_choice`` naming one, deferred function tools, ``input_image``/``input_file``
 by ``file_id`` or ``file_url``, input items other than messages, function calls, their
 outputs and reasoning (``item_reference``, ``web_search_call``, ...), ``prompt``,
@@ -71,6 +77,9 @@ from typing import Any, NoReturn
 import orjson
 from plugway.errors import InvalidRequest
 from plugway.formats.common import parse_data_url
+
+#: Joins a namespace and a function name in the flattened chat tool name.
+NAMESPACE_SEPARATOR = "__"
 
 
 class NativeOnly(InvalidRequest):
@@ -383,11 +392,13 @@ def _input_item(out: list[dict[str, Any]], item: Any, path: str) -> None:
     if kind == "message":
         out.extend(_message(item, path))
     elif kind == "function_call":
+        name = _str(item.get("name"), f"{path}.name")
+        namespace = _opt_str(item.get("namespace"), f"{path}.namespace")
         call = {
             "id": _str(item.get("call_id"), f"{path}.call_id"),
             "type": "function",
             "function": {
-                "name": _str(item.get("name"), f"{path}.name"),
+                "name": name if namespace is None else flat_name(namespace, name),
                 "arguments": _str(item.get("arguments"), f"{path}.arguments"),
             },
         }
@@ -508,7 +519,44 @@ def builtin_tools(body: Mapping[str, Any]) -> list[str]:
     if not isinstance(tools, list):
         return []
     kinds = (tool.get("type") for tool in tools if isinstance(tool, Mapping))
-    return [kind for kind in kinds if isinstance(kind, str) and kind != "function"]
+    return [
+        kind for kind in kinds if isinstance(kind, str) and kind not in ("function", "namespace")
+    ]
+
+
+def request_namespaces(request: Mapping[str, Any]) -> frozenset[str]:
+    """The names of the request's ``namespace`` tools (those :func:`split_call_name` splits
+    off again). Never raises."""
+    tools = request.get("tools") if isinstance(request, Mapping) else None
+    if not isinstance(tools, list):
+        return frozenset()
+    return frozenset(
+        tool["name"]
+        for tool in tools
+        if isinstance(tool, Mapping)
+        and tool.get("type") == "namespace"
+        and isinstance(tool.get("name"), str)
+    )
+
+
+def flat_name(namespace: str, name: str) -> str:
+    """The chat function name of ``name`` inside ``namespace``."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+def split_call_name(name: str, namespaces: frozenset[str]) -> tuple[str, str | None]:
+    """A chat function name -> (name, namespace): the inverse of :func:`flat_name` for a
+    name that starts with one of ``namespaces`` and the separator (the longest such namespace
+    wins), else (``name``, None)."""
+    best: str | None = None
+    for namespace in namespaces:
+        prefix = namespace + NAMESPACE_SEPARATOR
+        longer = best is None or len(namespace) > len(best)
+        if longer and name.startswith(prefix) and len(name) > len(prefix):
+            best = namespace
+    if best is None:
+        return name, None
+    return name[len(best) + len(NAMESPACE_SEPARATOR) :], best
 
 
 def _tools(value: Any) -> list[dict[str, Any]]:
@@ -517,28 +565,59 @@ def _tools(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         _bad("tools must be an array", "tools")
     out: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
     for j, tool in enumerate(value):
         path = f"tools[{j}]"
         kind = _item_type(tool, path)
+        if kind == "namespace":
+            namespace = _str(tool.get("name"), f"{path}.name")
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                _bad(f"{path}.tools must be an array", f"{path}.tools")
+            for k, member in enumerate(inner):
+                where = f"{path}.tools[{k}]"
+                _function_tool(out, seen, member, where, namespace)
+            continue
         if kind != "function":
             _native(
                 f"{path}: the tool type {kind!r} cannot be translated", path, "unsupported_tool"
             )
-        fn: dict[str, Any] = {"name": _str(tool.get("name"), f"{path}.name")}
-        description = _opt_str(tool.get("description"), f"{path}.description")
-        if description is not None:
-            fn["description"] = description
-        parameters = tool.get("parameters")
-        if parameters is not None:
-            fn["parameters"] = dict(_obj(parameters, f"{path}.parameters"))
-        strict = _opt_bool(tool.get("strict"), f"{path}.strict")
-        if strict is not None:
-            fn["strict"] = strict
-        if _opt_bool(tool.get("defer_loading"), f"{path}.defer_loading"):
-            where = f"{path}.defer_loading"
-            _native(f"{where}: deferred tools cannot be translated", where)
-        out.append({"type": "function", "function": fn})
+        _function_tool(out, seen, tool, path, None)
     return out
+
+
+def _function_tool(
+    out: list[dict[str, Any]],
+    seen: dict[str, str],
+    tool: Any,
+    path: str,
+    namespace: str | None,
+) -> None:
+    """Appends one function tool (inside ``namespace`` when given, flattened) to ``out``;
+    ``seen`` maps the chat names given so far to their paths, to refuse a collision."""
+    kind = _item_type(tool, path)
+    if kind != "function":
+        _native(f"{path}: the tool type {kind!r} cannot be translated", path, "unsupported_tool")
+    name = _str(tool.get("name"), f"{path}.name")
+    if namespace is not None:
+        name = flat_name(namespace, name)
+    if name in seen:
+        _bad(f"{path}: the tool name {name!r} is also given by {seen[name]}", f"{path}.name")
+    seen[name] = path
+    fn: dict[str, Any] = {"name": name}
+    description = _opt_str(tool.get("description"), f"{path}.description")
+    if description is not None:
+        fn["description"] = description
+    parameters = tool.get("parameters")
+    if parameters is not None:
+        fn["parameters"] = dict(_obj(parameters, f"{path}.parameters"))
+    strict = _opt_bool(tool.get("strict"), f"{path}.strict")
+    if strict is not None:
+        fn["strict"] = strict
+    if _opt_bool(tool.get("defer_loading"), f"{path}.defer_loading"):
+        where = f"{path}.defer_loading"
+        _native(f"{where}: deferred tools cannot be translated", where)
+    out.append({"type": "function", "function": fn})
 
 
 def _tool_choice(value: Any) -> str | dict[str, Any] | None:
@@ -742,9 +821,16 @@ def _reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
 
 
 def _call_item(
-    item_id: str, call_id: str, name: str, arguments: str, status: str
+    item_id: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    status: str,
+    namespaces: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    return {
+    """A ``function_call`` item; a flattened ``name`` is split into name and ``namespace``."""
+    name, namespace = split_call_name(name, namespaces) if namespaces else (name, None)
+    item = {
         "id": item_id,
         "type": "function_call",
         "status": status,
@@ -752,6 +838,9 @@ def _call_item(
         "name": name,
         "arguments": arguments,
     }
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def _text(value: Any) -> str:
@@ -824,6 +913,12 @@ def from_chat_response(
                 "completed",
             )
         )
+    namespaces = request_namespaces(request)
+    for item in output:
+        if item["type"] == "function_call" and namespaces:
+            name, namespace = split_call_name(item["name"], namespaces)
+            if namespace is not None:
+                item["name"], item["namespace"] = name, namespace
     if incomplete is not None and output and "status" in output[-1]:
         output[-1]["status"] = "incomplete"
     return response_object(
@@ -999,6 +1094,7 @@ class ChatToResponsesStream:
         self.finish_reason: str | None = None
         self.done = False
         self._model = model
+        self._namespaces = request_namespaces(request)
         self._sequence = 0
         self._started = False
         self._items: list[_Item] = []
@@ -1204,7 +1300,12 @@ class ChatToResponsesStream:
             )
             item.name = name
             out.append(
-                self._added(item, _call_item(item.item_id, item.call_id, name, "", "in_progress"))
+                self._added(
+                    item,
+                    _call_item(
+                        item.item_id, item.call_id, name, "", "in_progress", self._namespaces
+                    ),
+                )
             )
         else:
             if name and not item.name:
@@ -1269,7 +1370,9 @@ class ChatToResponsesStream:
                     arguments=arguments,
                 )
             )
-            item.final = _call_item(item.item_id, item.call_id, item.name, arguments, status)
+            item.final = _call_item(
+                item.item_id, item.call_id, item.name, arguments, status, self._namespaces
+            )
             item.pieces = [arguments]  # kept whole, in case late arguments reopen the call
         out.append(
             self._event("response.output_item.done", output_index=item.index, item=item.final)
@@ -1288,7 +1391,9 @@ class ChatToResponsesStream:
             return _message_item(item.item_id, parts, "incomplete")
         if item.kind == "reasoning":
             return _reasoning_item(item.item_id, text)
-        return _call_item(item.item_id, item.call_id, item.name, text, "incomplete")
+        return _call_item(
+            item.item_id, item.call_id, item.name, text, "incomplete", self._namespaces
+        )
 
     # events ----------------------------------------------------------------------------------
 
@@ -1402,11 +1507,13 @@ def output_to_chat_messages(response: Mapping[str, Any]) -> list[dict[str, Any]]
                 message["refusal"] = refusal
             messages.append(message)
         elif kind == "function_call":
+            name = str(item.get("name") or "")
+            namespace = item.get("namespace")
             call = {
                 "id": str(item.get("call_id") or item.get("id") or ""),
                 "type": "function",
                 "function": {
-                    "name": str(item.get("name") or ""),
+                    "name": flat_name(namespace, name) if isinstance(namespace, str) else name,
                     "arguments": str(item.get("arguments") or ""),
                 },
             }

@@ -365,3 +365,132 @@ def test_error_mapping() -> None:
 
     error = fmt.error_from_gemini(502, None, {}, "g")
     assert isinstance(error, UpstreamUnavailable)
+
+
+# -- inbound: Gemini requests in, Gemini answers out -------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("inbound_request_*.json")))
+def test_inbound_request_fixtures(name: str) -> None:
+    fixture = load(name)
+    chat = fmt.chat_from_gemini_request(
+        fixture["gemini"], fixture["model"], stream=fixture["stream"]
+    )
+    assert chat == fixture["chat"]
+
+
+def test_inbound_response_fixture() -> None:
+    fixture = load("inbound_response_tool_call.json")
+    out = fmt.gemini_from_chat_response(
+        fixture["chat"], model=fixture["model"], response_id=fixture["response_id"]
+    )
+    assert out == fixture["gemini"]
+
+
+def test_thought_signature_survives_a_translated_turn_to_gemini() -> None:
+    """A Gemini client's model turn with a signed call, translated to chat (as for any
+    target), reaches a Gemini target with the same ``thoughtSignature`` on the call."""
+    fixture = load("inbound_request_sdk.json")
+    chat = fmt.chat_from_gemini_request(fixture["gemini"], fixture["model"])
+    outbound = fmt.to_gemini_request(chat)
+    (call_part,) = outbound["contents"][1]["parts"]
+    assert call_part["thoughtSignature"] == "c2ln"
+    assert call_part["functionCall"] == {"name": "weather", "args": {"city": "x"}}
+    check_request(outbound)
+
+
+def test_inbound_stream_gathers_calls_and_ends_with_usage() -> None:
+    stream = fmt.ChatToGeminiStream(model="m", response_id="r")
+    chunks: list[dict[str, Any]] = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "hm"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Checking"}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_9__sig__czk=",
+                                "function": {"name": "weather", "arguments": '{"ci'},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "P"}'}}]},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        },
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+    ]
+    events = [event for chunk in chunks for event in stream.feed(chunk)]
+    events += stream.finish()
+    parts = [p for e in events for p in e["candidates"][0]["content"]["parts"]]
+    assert parts == [
+        {"text": "hm", "thought": True},
+        {"text": "Checking"},
+        {
+            "functionCall": {"name": "weather", "args": {"city": "P"}, "id": "call_9"},
+            "thoughtSignature": "czk=",
+        },
+    ]
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert events[-1]["usageMetadata"] == {
+        "promptTokenCount": 3,
+        "candidatesTokenCount": 4,
+        "totalTokenCount": 7,
+    }
+    framer = fmt.JsonArrayFramer()
+    framed = b"".join(framer.frame(orjson.dumps(e)) for e in events) + framer.close()
+    assert orjson.loads(framed) == events
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "native"),
+    [
+        ({}, "contents", False),
+        ({"contents": [{"role": "bot", "parts": []}]}, "contents[0].role", False),
+        ({"contents": [{"parts": [{"text": 1}]}]}, "contents[0].parts[0].text", False),
+        (
+            {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "*"}}]}]},
+            "contents[0].parts[0].inlineData.data",
+            False,
+        ),
+        (
+            {"contents": [{"parts": [{"functionResponse": {"name": "f", "response": {}}}]}]},
+            "contents[0].parts[0].functionResponse",
+            False,
+        ),
+        ({"contents": [{"parts": [{"text": "x"}]}], "stream": True}, "stream", False),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"topQ": 1}},
+            "generationConfig.topQ",
+            False,
+        ),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "tools": [{"codeExecution": {}}]},
+            "tools[0].codeExecution",
+            True,
+        ),
+        (
+            {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/x.pdf"}}]}]},
+            "contents[0].parts[0].fileData",
+            True,
+        ),
+        ({"contents": [{"parts": [{"text": "x"}]}], "cachedContent": "c/1"}, "cachedContent", True),
+    ],
+)
+def test_inbound_bad_requests_name_the_field(body: Any, param: str, native: bool) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        fmt.chat_from_gemini_request(body, "m")
+    assert caught.value.param == param
+    assert caught.value.message.startswith(param)
+    assert isinstance(caught.value, fmt.GeminiNativeOnly) is native

@@ -76,15 +76,11 @@ name = "codex-model"
 targets = [{ provider = "fake", model = "fake-chat" }]
 """
     gw = start_gateway(config)  # type: ignore[operator]
-    # Codex's built-in web search and its namespaced agent tools exist only in the native
-    # Responses API: they are turned off for a target served through chat.
-    out = codex_exec(
-        gw,
-        tmp_path / "home",
-        tmp_path / "work",
-        "--disable",
-        "multi_agent",
-        "-c",
-        'web_search="disabled"',
-    )
+    # Codex's namespaced agent tools are flattened into chat functions; its built-in web
+    # search, which only the native Responses API runs, is dropped (not forced): Codex runs
+    # with its default tools.
+    out = codex_exec(gw, tmp_path / "home", tmp_path / "work")
     assert "You said: say hello to the gateway" in out
+    logs = gw.request_logs(wait_for=1)  # type: ignore[attr-defined]
+    notes = [n for r in logs for n in (r.get("route") or {}).get("notes", [])]
+    assert any("web_search" in n for n in notes), logs

@@ -102,6 +102,11 @@ name = "claude"
 targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
 
 [[models]]
+name = "claude-strict"
+targets = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
+options = {{ hosted_tools = "refuse" }}
+
+[[models]]
 name = "gemini"
 targets = [{{ provider = "google", model = "gemini-2.5-flash" }}]
 
@@ -451,9 +456,32 @@ def test_builtin_tools_only_go_to_native_targets(
     assert response.status == "completed"
     assert paths(backup) == [] and paths(primary) == ["/v1/responses"]
     assert primary.requests[0].body["tools"] == [{"type": "web_search"}]
+    # no target can run it: dropped when not forced, named in a header and the trace
+    raw = client.responses.with_raw_response.create(
+        model="claude",
+        input="search",
+        tools=[{"type": "web_search"}, {"type": "function", "name": "lookup"}],
+    )
+    assert raw.headers["x-plugway-dropped-tools"] == "web_search"
+    assert raw.parse().status == "completed"
     with pytest.raises(openai.BadRequestError) as refused:
-        client.responses.create(model="claude", input="search", tools=[{"type": "web_search"}])
+        client.responses.create(
+            model="claude",
+            input="search",
+            tools=[{"type": "web_search"}],
+            tool_choice={"type": "web_search"},  # forced: a clear 400
+        )
     assert refused.value.code == "unsupported_tool"
+    with pytest.raises(openai.BadRequestError) as required:
+        client.responses.create(
+            model="claude", input="search", tools=[{"type": "web_search"}], tool_choice="required"
+        )
+    assert required.value.code == "unsupported_tool"
+    with pytest.raises(openai.BadRequestError) as strict:  # the route refuses instead
+        client.responses.create(
+            model="claude-strict", input="search", tools=[{"type": "web_search"}]
+        )
+    assert strict.value.code == "unsupported_tool"
 
 
 def test_client_mistakes_are_400s_naming_the_field(gw: GatewayProcess) -> None:

@@ -1266,3 +1266,157 @@ def test_no_field_is_made_up() -> None:
     stream.feed({"choices": [{"index": 0, "delta": {"refusal": "no"}}]})
     for event in stream.fail("broken"):
         assert _extras(EVENTS.validate_python(event)) in ([], [".response.store"])
+
+
+# namespace tools (Codex sends one on every request) --------------------------------------------
+
+_NAMESPACED = _m(
+    tools=[
+        {"type": "function", "name": "shell", "parameters": {"type": "object"}},
+        {
+            "type": "namespace",
+            "name": "agents",
+            "description": "sub-agents",
+            "tools": [
+                {"type": "function", "name": "spawn", "description": "start one"},
+                {"type": "function", "name": "wait", "parameters": {"type": "object"}},
+            ],
+        },
+    ]
+)
+
+
+def test_namespace_tools_are_flattened_and_calls_split_back() -> None:
+    chat = to_chat_request(_NAMESPACED)
+    names = [t["function"]["name"] for t in chat["tools"]]
+    assert names == ["shell", "agents__spawn", "agents__wait"]
+    assert chat["tools"][1]["function"]["description"] == "start one"
+    assert builtin_tools(_NAMESPACED) == []
+    answer = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "agents__spawn", "arguments": "{}"},
+                        },
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "shell", "arguments": "{}"},
+                        },
+                    ],
+                },
+            }
+        ]
+    }
+    response = from_chat_response(answer, response_id="resp_ns", request=_NAMESPACED, created_at=1)
+    calls = [item for item in response["output"] if item["type"] == "function_call"]
+    assert [(c["name"], c.get("namespace")) for c in calls] == [
+        ("spawn", "agents"),
+        ("shell", None),
+    ]
+    rt.Response.model_validate(response)
+    # the next turn sends the call back with its namespace: flattened again for chat
+    history = output_to_chat_messages(response)
+    assert history[0]["tool_calls"][0]["function"]["name"] == "agents__spawn"
+    again = to_chat_request(
+        {
+            **_NAMESPACED,
+            "input": [
+                {**calls[0], "type": "function_call"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            ],
+        }
+    )
+    assert again["messages"][0]["tool_calls"][0]["function"]["name"] == "agents__spawn"
+
+
+def test_streamed_namespaced_call_is_split_back() -> None:
+    stream = ChatToResponsesStream(response_id="resp_ns", request=_NAMESPACED, created_at=1)
+    events = stream.feed(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "agents__wait", "arguments": '{"a"'},
+                            }
+                        ]
+                    },
+                }
+            ]
+        }
+    )
+    events += stream.feed(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+    )
+    events += stream.finish()
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert (added["item"]["name"], added["item"]["namespace"]) == ("wait", "agents")
+    final = events[-1]["response"]["output"][0]
+    assert (final["name"], final["namespace"], final["arguments"]) == ("wait", "agents", '{"a": 1}')
+    rt.Response.model_validate(events[-1]["response"])
+
+
+@pytest.mark.parametrize(
+    ("tools", "param", "native"),
+    [
+        (
+            [
+                {"type": "function", "name": "a__b"},
+                {
+                    "type": "namespace",
+                    "name": "a",
+                    "description": "",
+                    "tools": [{"type": "function", "name": "b"}],
+                },
+            ],
+            "tools[1].tools[0].name",
+            False,
+        ),
+        (
+            [{"type": "namespace", "name": "a", "description": "", "tools": 3}],
+            "tools[0].tools",
+            False,
+        ),
+        (
+            [
+                {
+                    "type": "namespace",
+                    "name": "a",
+                    "description": "",
+                    "tools": [{"type": "custom", "name": "x"}],
+                }
+            ],
+            "tools[0].tools[0]",
+            True,
+        ),
+    ],
+)
+def test_bad_namespace_tools_are_refused_naming_the_field(
+    tools: list[Any], param: str, native: bool
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        to_chat_request(_m(tools=tools))
+    assert caught.value.param == param
+    assert isinstance(caught.value, NativeOnly) is native

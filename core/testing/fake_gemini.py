@@ -9,7 +9,8 @@ Speaks the REST wire format of ``googleapis/python-genai`` and ai.google.dev/api
   events separated by ``\\r\\n\\r\\n`` as Google sends them, no ``[DONE]``; text arrives in
   pieces, each ``functionCall`` whole, the last event carries ``finishReason`` and usage;
 * ``:embedContent`` -> ``{"embedding": {"values"}}``, ``:batchEmbedContents`` ->
-  ``{"embeddings": [{"values"}]}``;
+  ``{"embeddings": [{"values"}]}``; ``:countTokens`` -> ``{"totalTokens"}`` (words of the
+  ``contents``);
 * errors as ``{"error": {"code", "message", "status"}}`` (``RetryInfo`` detail on 429).
 
 Like the real API it refuses what it does not know: a missing ``x-goog-api-key`` (403
@@ -244,6 +245,7 @@ class FakeGemini(FakeUpstream):
                 "streamGenerateContent",
                 "embedContent",
                 "batchEmbedContents",
+                "countTokens",
             )
             or "/models/" not in request.path
         ):
@@ -317,6 +319,9 @@ class FakeGemini(FakeUpstream):
             return {"embedding": {"values": self._vector(body)}}
         if method == "batchEmbedContents":
             return {"embeddings": [{"values": self._vector(r)} for r in body["requests"]]}
+        if method == "countTokens":
+            counted = body.get("generateContentRequest") or body
+            return {"totalTokens": self._usage(counted, 0)["promptTokenCount"]}
         function = self._forced_function(body)
         finish = "STOP"
         if function:

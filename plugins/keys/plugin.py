@@ -53,6 +53,10 @@ PIPELINE_PATHS = frozenset(
         "/completions",
     }
 )
+#: Path prefixes served through the pipeline (the Gemini API door's ``POST
+#: /v1beta/models/{model}:method``, also under ``/v1``) and where, as in Google's API, a ``key=`` query
+#: parameter is the key when no key header is sent.
+PIPELINE_PREFIXES = ("/v1beta/", "/v1/models/")
 
 
 @attrs.define(kw_only=True)
@@ -153,6 +157,18 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def with_query_key(request: Request) -> Mapping[str, str]:
+    """The request's headers, plus ``x-goog-api-key`` from a ``key=`` query parameter on the
+    Gemini API's paths when no key header was sent (Google's clients may send it so)."""
+    key = request.args.get("key") if request.path.startswith(PIPELINE_PREFIXES) else None
+    if not key or presented_key(request.headers) is not None:
+        return request.headers
+    return {
+        **{name.lower(): value for name, value in request.headers.items()},
+        "x-goog-api-key": key,
+    }
+
+
 @attrs.define
 class _Runtime:
     auth: Authenticator | None = None
@@ -189,9 +205,11 @@ def register_routes(app: Sanic[Any, Any], config: Config) -> None:
             or request.path.startswith("/admin/")
         ):
             return  # (no route: a 404 or a timed-out request, answered as such)
-        if request.method == "POST" and request.path in PIPELINE_PATHS:
+        if request.method == "POST" and (
+            request.path in PIPELINE_PATHS or request.path.startswith(PIPELINE_PREFIXES)
+        ):
             return
-        await auth.authenticate(request.headers)
+        await auth.authenticate(with_query_key(request))
 
     if auth.enabled:  # without keys, no per-request cost at all
         app.register_middleware(guard, "request")

@@ -36,6 +36,7 @@ from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
 from plugway.formats.openai_responses import (
     ChatToResponsesStream,
     NativeOnly,
+    builtin_tools,
     from_chat_response,
     input_items,
     output_to_chat_messages,
@@ -86,6 +87,9 @@ class Inbound:
     changed: bool = False
     #: Whether the client's body may go to a native target as it is.
     passthrough: bool = False
+    #: The built-in tools (types) left out of ``ctx.body`` for a translated target, when the
+    #: request does not force them and they are all that has no chat form.
+    droppable: list[str] = attrs.field(factory=list)
 
     def canonical_body(self) -> dict[str, Any]:
         if self.untranslatable is not None:
@@ -104,6 +108,34 @@ class Inbound:
         body.pop("previous_response_id", None)
         body["input"] = chat_to_input_items(previous.messages) + input_as_items(self.body)
         return body
+
+
+def without_builtin_tools(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+    """The body without its built-in tools and their types, when that body has a chat form:
+    the tools are not forced (a ``tool_choice`` naming one, or ``required`` with only those
+    tools, keeps them) and nothing else needs a native target. None otherwise."""
+    dropped = builtin_tools(body)
+    if not dropped:
+        return None
+    tools = [
+        t
+        for t in body.get("tools") or ()
+        if isinstance(t, dict) and t.get("type") in ("function", "namespace")
+    ]
+    if not tools and body.get("tool_choice") == "required":
+        return None
+    kept = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+    if tools:
+        kept["tools"] = tools
+        if "tool_choice" in body:
+            kept["tool_choice"] = body["tool_choice"]
+    elif isinstance(body.get("tool_choice"), dict):
+        return None  # it names a tool: a forced built-in one, or one not given
+    try:
+        to_chat_request(kept)
+    except InvalidRequest:
+        return None
+    return kept, dropped
 
 
 def parse(request: Request, gw: Gateway) -> Inbound:
@@ -134,12 +166,21 @@ def parse(request: Request, gw: Gateway) -> Inbound:
                 code="store_not_allowed",
             )
         body["store"], wants_store = False, False
+    droppable: list[str] = []
     try:
         canonical, untranslatable = to_chat_request(body), None
         snapshot = to_chat_request(body)
     except NativeOnly as exc:
-        canonical, untranslatable = lenient_chat_request(body), exc
-        snapshot = lenient_chat_request(body)
+        untranslatable = exc
+        kept = without_builtin_tools(body)
+        if kept is not None:  # served through chat without them, unless a native target can
+            canonical, snapshot, droppable = (
+                to_chat_request(kept[0]),
+                to_chat_request(kept[0]),
+                kept[1],
+            )
+        else:
+            canonical, snapshot = lenient_chat_request(body), lenient_chat_request(body)
     instructions = body.get("instructions")
     ctx = RequestContext(
         endpoint=ENDPOINT,
@@ -158,6 +199,7 @@ def parse(request: Request, gw: Gateway) -> Inbound:
         store=wants_store and runtime.store is not None,
         response_id="resp_" + ctx.request_id.removeprefix("req_"),
         created_at=int(ctx.started_wall),
+        droppable=droppable,
     )
 
 
@@ -186,12 +228,37 @@ async def prepare(gw: Gateway, inbound: Inbound, *, stream: bool) -> None:
                 param=refused.param,
                 code=refused.code,
             )
+        if not native and drop_builtin_tools(inbound):
+            return
         if not native:
             raise inbound.untranslatable
         if len(native) < len(ctx.plan):
             ctx.trace.notes.append("native Responses targets only")
             ctx.plan = native
             ctx.trace.plan = [t.key for t in native]
+
+
+#: ``[[models]] options = { hosted_tools = "refuse" }`` refuses built-in tools a route's
+#: targets cannot run instead of dropping them.
+HOSTED_TOOLS_OPTION = "hosted_tools"
+DROPPED_TOOLS_HEADER = "x-plugway-dropped-tools"
+
+
+def drop_builtin_tools(inbound: Inbound) -> bool:
+    """Serve a request whose only untranslatable parts are built-in tools it does not force
+    through chat without them, when no target can run them and the route does not say
+    ``hosted_tools = "refuse"``: they are named in ``x-plugway-dropped-tools`` and in the
+    routing trace (so in the request log). Returns whether it did."""
+    ctx = inbound.ctx
+    route = ctx.route
+    policy = route.options.get(HOSTED_TOOLS_OPTION, "drop") if route is not None else "drop"
+    if not inbound.droppable or policy == "refuse":
+        return False
+    names = ", ".join(dict.fromkeys(inbound.droppable))
+    ctx.response_headers[DROPPED_TOOLS_HEADER] = names
+    ctx.trace.notes.append(f"dropped built-in tools no target can run: {names}")
+    inbound.untranslatable = None
+    return True
 
 
 async def load_previous(ctx: RequestContext, response_id: str) -> StoredResponse:
