@@ -16,10 +16,13 @@ from urllib.parse import quote
 import attrs
 import httpx
 import orjson
+from plugway.builtin_providers.media_http import HTTPVideoBytes, call_json, open_download
 from plugway.context import RequestContext, Target
-from plugway.errors import UpstreamError, UpstreamStreamBroken
+from plugway.errors import InvalidRequest, UpstreamError, UpstreamStreamBroken
 from plugway.formats import gemini as fmt
+from plugway.formats import gemini_veo
 from plugway.formats.openai_embeddings import embeddings_body
+from plugway.formats.video_jobs import JobState, VideoRequest
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
 from plugway.upstream import (
@@ -106,6 +109,37 @@ class GeminiProvider(HTTPProvider):
                 encoding_format=body.get("encoding_format"),
             )
         )
+
+    # -- Veo video jobs (plugway.formats.video_jobs.VideoJobs) ---------------------------------
+
+    async def video_submit(
+        self, ctx: RequestContext, target: Target, request: VideoRequest
+    ) -> JobState:
+        if gemini_veo.image_is_url(request):
+            raise InvalidRequest(
+                "Veo takes the input image inline: send input_reference as an upload or a "
+                "data: URL",
+                param="input_reference",
+            )
+        payload = gemini_veo.to_veo_request(request)
+        data = await self._post(self._path(target.model, "predictLongRunning"), payload)
+        return gemini_veo.from_operation(data)
+
+    async def video_poll(self, target: Target, provider_id: str) -> JobState:
+        path = f"/{self.settings.api_version}/{quote(provider_id, safe='/')}"
+        data = await call_json(self.client, "GET", path, provider=self.name, error_of=self._error)
+        return gemini_veo.from_operation(data)
+
+    async def video_content(self, target: Target, job: JobState) -> HTTPVideoBytes:
+        if job.video_url is None:
+            raise InvalidRequest("the operation has no video", code="video_not_ready")
+        # The file URI is on the API host and needs the key: never handed to a client.
+        return await open_download(
+            self.client, job.video_url, provider=self.name, error_of=self._error
+        )
+
+    async def video_delete(self, target: Target, provider_id: str) -> None:
+        """Veo's operations and files expire on their own; there is nothing to delete."""
 
 
 class GeminiChunkStream(ChunkStream):
