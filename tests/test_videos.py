@@ -5,10 +5,14 @@ failed job's error, cost per job, a streamed 200 MB download, and budgets at thi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import openai
 import pytest
-from plugway.testing import GatewayProcess
+from plugway.testing import FailJob, FakeMedia, GatewayProcess, Status
+from plugway.testing.fake_media import video_block
+from sec_kit import MASTER, create_key, new_db
 
 # The SDK marks every method of its video resource deprecated (Sora's shutdown); the API shape
 # is what the gateway serves for every video provider.
@@ -46,3 +50,227 @@ def test_fake_video_lifecycle_through_the_sdk(start_gateway) -> None:  # type: i
     assert deleted.deleted and deleted.id == video.id
     with pytest.raises(openai.NotFoundError):
         client.videos.retrieve(video.id)
+
+
+@pytest.fixture(scope="module")
+def media() -> Iterator[FakeMedia]:
+    with FakeMedia() as upstream:
+        yield upstream
+
+
+@pytest.fixture(autouse=True)
+def _fresh_media(request: pytest.FixtureRequest) -> None:
+    if "media" in request.fixturenames:
+        request.getfixturevalue("media").reset()
+
+
+def media_config(media: FakeMedia, extra: str = "") -> str:
+    return f"""
+[providers.ark]
+type = "ark"
+base_url = "{media.url}/api/v3"
+api_key = "ark-secret-key-0123456789"
+
+[providers.oai]
+type = "openai"
+base_url = "{media.url}/v1"
+api_key = "sk-openai-secret-0123456789"
+
+[providers.veo]
+type = "gemini"
+base_url = "{media.url}"
+api_key = "gemini-secret-key-0123456789"
+
+[providers.fake]
+type = "fake"
+
+[plugins]
+disabled = ["health"]
+
+[[models]]
+name = "seedance"
+targets = [{{ provider = "ark", model = "seedance-1-0-pro-250528" }}]
+
+[[models]]
+name = "sora"
+targets = [{{ provider = "oai", model = "sora-2-pro" }}]
+
+[[models]]
+name = "veo"
+targets = [{{ provider = "veo", model = "veo-3.0-generate-001" }}]
+
+[[models]]
+name = "any-video"
+targets = [
+  {{ provider = "ark", model = "seedance-1-0-pro-250528" }},
+  {{ provider = "oai", model = "sora-2-pro" }},
+]
+{extra}
+"""
+
+
+@pytest.fixture(scope="module")
+def media_gateway(media: FakeMedia) -> Iterator[GatewayProcess]:
+    with GatewayProcess(media_config(media)) as gw:
+        yield gw
+
+
+def only_job(media: FakeMedia) -> str:
+    assert len(media.jobs) == 1
+    return next(iter(media.jobs))
+
+
+def expected_bytes(job_id: str, size: int) -> bytes:
+    block = video_block(job_id)
+    return (block * (size // len(block) + 1))[:size]
+
+
+@pytest.mark.parametrize(
+    ("model", "create_path"),
+    [
+        ("seedance", "/api/v3/contents/generations/tasks"),
+        ("sora", "/v1/videos"),
+        ("veo", "/v1beta/models/veo-3.0-generate-001:predictLongRunning"),
+    ],
+)
+def test_each_provider_through_the_sdk(
+    media_gateway: GatewayProcess, media: FakeMedia, model: str, create_path: str
+) -> None:
+    client = client_for(media_gateway)
+    video = client.videos.create(model=model, prompt="a red fox", seconds="8", size="1280x720")
+    assert video.id.startswith("video_") and video.status in ("queued", "in_progress")
+    job_id = only_job(media)
+    assert job_id not in video.id
+    created = next(r for r in media.requests if r.method == "POST")
+    assert created.path == create_path
+    done = client.videos.retrieve(video.id)
+    assert done.status == "completed" and done.progress == 100 and done.seconds == "8"
+    content = client.videos.download_content(video.id)
+    assert content.content == expected_bytes(job_id, media.video_bytes)
+    assert video.id in [v.id for v in client.videos.list().data]
+    assert client.videos.delete(video.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(video.id)
+
+
+def test_ark_task_carries_seedance_parameters(
+    media_gateway: GatewayProcess, media: FakeMedia
+) -> None:
+    client = client_for(media_gateway)
+    client.videos.create(
+        model="seedance",
+        prompt="waves at dusk",
+        seconds="8",
+        size="720x1280",
+        input_reference=("frame.png", b"\x89PNG-first-frame", "image/png"),
+        extra_body={"watermark": False, "seed": 42, "camera_fixed": True},
+    )
+    task = next(r for r in media.requests if r.method == "POST").body
+    assert task["model"] == "seedance-1-0-pro-250528"
+    text, image = task["content"]
+    assert text == {
+        "type": "text",
+        "text": "waves at dusk --ratio 9:16 --resolution 720p --duration 8 --watermark false "
+        "--seed 42 --camerafixed true",
+    }
+    frame = "data:image/png;base64," + base64.b64encode(b"\x89PNG-first-frame").decode()
+    assert image == {"type": "image_url", "image_url": {"url": frame}}
+    auth = next(r for r in media.requests if r.method == "POST").headers["authorization"]
+    assert auth == "Bearer ark-secret-key-0123456789"
+
+
+def test_json_create_with_an_image_url_reference(
+    media_gateway: GatewayProcess, media: FakeMedia
+) -> None:
+    response = httpx.post(
+        media_gateway.url + "/v1/videos",
+        json={
+            "model": "seedance",
+            "prompt": "a cat --ratio 1:1",
+            "input_reference": {"image_url": "https://example.com/cat.png"},
+            "resolution": "1080p",
+        },
+    )
+    assert response.status_code == 200, response.text
+    task = next(r for r in media.requests if r.method == "POST").body
+    assert task["content"] == [
+        {"type": "text", "text": "a cat --ratio 1:1 --resolution 1080p"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ]
+
+
+def test_failover_when_the_first_provider_refuses_the_job(
+    media_gateway: GatewayProcess, media: FakeMedia
+) -> None:
+    media.script(Status(503, "overloaded"))
+    client = client_for(media_gateway)
+    video = client.videos.with_raw_response.create(model="any-video", prompt="a lighthouse")
+    assert video.headers["x-plugway-provider"] == "oai"
+    assert video.headers["x-plugway-attempts"] == "2"
+    parsed = video.parse()
+    job_id = only_job(media)
+    assert job_id.startswith("video_")  # OpenAI's fake names its jobs video_...
+    # pinned: polls go to the provider that accepted it, never to the one that refused
+    assert client.videos.retrieve(parsed.id).status == "completed"
+    polls = [r.path for r in media.requests if r.method == "GET"]
+    assert polls == [f"/v1/videos/{job_id}"]
+
+
+def test_a_refused_job_is_an_error_in_openais_shape(
+    media_gateway: GatewayProcess, media: FakeMedia
+) -> None:
+    media.script(Status(400, "prompt rejected", code="InputTextSensitiveContentDetected"))
+    response = httpx.post(
+        media_gateway.url + "/v1/videos", json={"model": "seedance", "prompt": "something"}
+    )
+    assert response.status_code == 400
+    assert set(response.json()["error"]) >= {"message", "type", "param", "code"}
+    assert "ark-secret" not in response.text
+
+
+@pytest.mark.parametrize("model", ["seedance", "sora", "veo"])
+def test_a_failed_job_reports_its_error_in_openais_shape(
+    media_gateway: GatewayProcess, media: FakeMedia, model: str
+) -> None:
+    media.script(FailJob(code="content_policy_violation", message="blocked by policy"))
+    client = client_for(media_gateway)
+    video = client.videos.create(model=model, prompt="a storm")
+    failed = client.videos.retrieve(video.id)
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error.message == "blocked by policy"
+    assert failed.error.code == "content_policy_violation"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.videos.download_content(video.id)
+    assert refused.value.code == "video_not_ready"
+
+
+def test_bad_input_is_a_400_naming_the_field(media_gateway: GatewayProcess) -> None:
+    url = media_gateway.url + "/v1/videos"
+    cases = [
+        ({"model": "seedance"}, "prompt"),
+        ({"model": "seedance", "prompt": "x", "seconds": "ten"}, "seconds"),
+        ({"model": "seedance", "prompt": "x", "size": "big"}, "size"),
+        (
+            {"model": "seedance", "prompt": "x", "input_reference": {"file_id": "f"}},
+            "input_reference.file_id",
+        ),
+        ({"prompt": "x"}, "model"),
+    ]
+    for body, param in cases:
+        response = httpx.post(url, json=body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]["param"] == param
+
+
+def test_another_tenants_video_is_not_found(start_gateway, media: FakeMedia) -> None:  # type: ignore[no-untyped-def]
+    keys = f'\n[plugins.keys]\ndb = "{new_db()}"\ncache_seconds = 0.5\n'
+    gw = start_gateway(media_config(media, keys), env={"PLUGWAY_MASTER_KEY": MASTER})
+    alice = create_key(gw, team="alice")["key"]
+    bob = create_key(gw, team="bob")["key"]
+    video = client_for(gw, alice).videos.create(model="seedance", prompt="a kite")
+    assert client_for(gw, alice).videos.retrieve(video.id).id == video.id
+    with pytest.raises(openai.NotFoundError):
+        client_for(gw, bob).videos.retrieve(video.id)
+    with pytest.raises(openai.NotFoundError):
+        client_for(gw, bob).videos.download_content(video.id)
+    assert client_for(gw, bob).videos.list().data == []
