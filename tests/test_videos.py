@@ -5,6 +5,7 @@ failed job's error, cost per job, a streamed 200 MB download, and budgets at thi
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import httpx
