@@ -6,14 +6,17 @@ failed job's error, cost per job, a streamed 200 MB download, and budgets at thi
 from __future__ import annotations
 
 import base64
+import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from plugway.testing import FailJob, FakeMedia, GatewayProcess, Status
+from plugway.testing import FailJob, FakeMedia, GatewayProcess, SlowJob, Status
 from plugway.testing.fake_media import video_block
-from sec_kit import MASTER, create_key, new_db
+from sec_kit import MASTER, RedisServer, create_key, new_db
 
 # The SDK marks every method of its video resource deprecated (Sora's shutdown); the API shape
 # is what the gateway serves for every video provider.
@@ -94,7 +97,7 @@ targets = [{{ provider = "ark", model = "seedance-1-0-pro-250528" }}]
 
 [[models]]
 name = "sora"
-targets = [{{ provider = "oai", model = "sora-2-pro" }}]
+targets = [{{ provider = "oai", model = "sora-2-2025-12-08" }}]
 
 [[models]]
 name = "veo"
@@ -104,7 +107,7 @@ targets = [{{ provider = "veo", model = "veo-3.0-generate-001" }}]
 name = "any-video"
 targets = [
   {{ provider = "ark", model = "seedance-1-0-pro-250528" }},
-  {{ provider = "oai", model = "sora-2-pro" }},
+  {{ provider = "oai", model = "sora-2-2025-12-08" }},
 ]
 {extra}
 """
@@ -275,3 +278,158 @@ def test_another_tenants_video_is_not_found(start_gateway, media: FakeMedia) -> 
     with pytest.raises(openai.NotFoundError):
         client_for(gw, bob).videos.download_content(video.id)
     assert client_for(gw, bob).videos.list().data == []
+
+
+# -- across workers and machines ----------------------------------------------------------------
+
+
+def test_a_job_accepted_by_one_gateway_is_polled_on_another(
+    start_gateway,
+    media: FakeMedia,  # type: ignore[no-untyped-def]
+) -> None:
+    with RedisServer() as redis:
+        shared = f'\n[state]\nbackend = "redis"\nurl = "{redis.url}"\n'
+        one = start_gateway(media_config(media, shared))
+        two = start_gateway(media_config(media, shared))
+        video = client_for(one).videos.create(model="seedance", prompt="a train", seconds="8")
+        job_id = only_job(media)
+        polled = client_for(two).videos.retrieve(video.id)
+        assert polled.id == video.id and polled.status == "completed"
+        assert client_for(two).videos.download_content(video.id).content == expected_bytes(
+            job_id, media.video_bytes
+        )
+        assert [v.id for v in client_for(two).videos.list().data] == [video.id]
+        assert client_for(two).videos.delete(video.id).deleted
+        with pytest.raises(openai.NotFoundError):
+            client_for(one).videos.retrieve(video.id)
+
+
+# -- the download is streamed -------------------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its children (the gateway's workers)."""
+    total = 0
+    for each in [pid, *children_of(pid)]:
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+        total += int(line.split()[1]) * 1024
+    return total
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_200_mb_video_is_streamed_through_not_held(start_gateway) -> None:  # type: ignore[no-untyped-def]
+    size = 200 * 1024 * 1024
+    with FakeMedia(video_bytes=size) as big:
+        gw = start_gateway(media_config(big))
+        assert gw.process is not None
+        client = client_for(gw)
+        video = client.videos.create(model="seedance", prompt="a long take")
+        assert client.videos.retrieve(video.id).status == "completed"
+        before = peak = rss_bytes(gw.process.pid)
+        received = 0
+        with client.with_options(timeout=120).videos.with_streaming_response.download_content(
+            video.id
+        ) as response:
+            for index, piece in enumerate(response.iter_bytes(1024 * 1024)):
+                received += len(piece)
+                if index % 8 == 0:
+                    peak = max(peak, rss_bytes(gw.process.pid))
+        assert received == size
+        # Held whole, the video alone would add 200 MB; streamed, the gateway's memory
+        # grows by its buffers only.
+        assert peak - before < 40 * 1024 * 1024, (before, peak)
+
+
+# -- budgets and limits at this door ------------------------------------------------------------
+
+
+def test_a_spent_budget_is_refused_with_no_upstream_call(
+    start_gateway,
+    media: FakeMedia,  # type: ignore[no-untyped-def]
+) -> None:
+    keys = f'\n[plugins.keys]\ndb = "{new_db()}"\ncache_seconds = 0.5\n'
+    gw = start_gateway(media_config(media, keys), env={"PLUGWAY_MASTER_KEY": MASTER})
+    # An 8-second 720p Seedance job costs $0.432: the first is reserved on the budget, the
+    # second would pass it.
+    spent = create_key(gw, team="t", limits={"budget_usd": 0.5})["key"]
+    limited = create_key(gw, team="u", limits={"rpm": 1})["key"]
+    asked = {"model": "seedance", "prompt": "a kite", "seconds": "8", "size": "1280x720"}
+    client_for(gw, spent).videos.create(**asked)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as refused:
+        client_for(gw, spent).videos.create(**asked)  # type: ignore[arg-type]
+    assert refused.value.code == "budget_exceeded"
+    client_for(gw, limited).videos.create(model="seedance", prompt="a kite")
+    with pytest.raises(openai.RateLimitError) as limited_out:
+        client_for(gw, limited).videos.create(model="seedance", prompt="a kite")
+    assert limited_out.value.code == "rate_limit_exceeded"
+    assert len([r for r in media.requests if r.method == "POST"]) == 2
+
+
+# -- cost ---------------------------------------------------------------------------------------
+
+
+def test_cost_per_job_is_exact_in_the_log_store_and_metrics(
+    start_gateway,
+    media: FakeMedia,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    store = tmp_path / "requests.db"
+    gw = start_gateway(media_config(media, f'\n[plugins.store]\npath = "{store}"\n'))
+    client = client_for(gw)
+    media.script(SlowJob(polls=2))
+    video = client.videos.create(model="seedance", prompt="a bay", seconds="8", size="1280x720")
+    assert client.videos.retrieve(video.id).status == "in_progress"
+    assert client.videos.retrieve(video.id).status == "completed"
+    client.videos.retrieve(video.id)  # polled again: priced once only
+    records = [r for r in gw.request_logs(wait_for=2) if r["endpoint"] == "videos.completed"]
+    # Seedance 1.0 Pro at 720p: $0.054 a second, 8 seconds
+    assert len(records) == 1 and records[0]["cost"] == pytest.approx(0.432, abs=1e-12)
+    assert records[0]["provider"] == "ark" and records[0]["model"] == "seedance"
+    conn = sqlite3.connect(store)
+    deadline = time.monotonic() + 5
+    while True:
+        costs = conn.execute(
+            "SELECT cost FROM requests WHERE endpoint = 'videos.completed'"
+        ).fetchall()
+        if costs or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    conn.close()
+    assert costs == [(pytest.approx(0.432, abs=1e-12),)]
+    metrics = httpx.get(gw.url + "/metrics").text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("plugway_cost_usd_total{")
+    )
+    assert total == pytest.approx(0.432, abs=1e-12)
+
+
+def test_fake_jobs_cost_by_their_seconds_and_failed_jobs_nothing(start_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = start_gateway(FAKE_ONLY.replace("video_polls = 3", "video_polls = 1"))
+    client = client_for(gw)
+    ok = client.videos.create(model="video", prompt="a dune", seconds="12")
+    bad = client.videos.create(model="video", prompt="[fail] a dune", seconds="12")
+    assert client.videos.retrieve(ok.id).status == "completed"
+    failed = client.videos.retrieve(bad.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.code == "content_policy_violation"
+    ends = [r for r in gw.request_logs(wait_for=4) if r["endpoint"] == "videos.completed"]
+    assert sorted(r["cost"] for r in ends) == [0.0, pytest.approx(0.12, abs=1e-12)]

@@ -19,6 +19,8 @@ from plugway.errors import GatewayError, InvalidRequest, NotFound
 from plugway.formats import openai_videos
 from plugway.formats.video_jobs import JobState, VideoJobs, prompt_of
 from plugway.gateway import Gateway
+from plugway.plugins.cost import media_estimate
+from plugway.plugins.limits import ESTIMATE, STATE, Reservation
 from plugway.plugins.responses.runtime import owner_of, owner_of_request
 from plugway.plugins.videos.jobs import VideoJobStore, VideoRecord, new_video_id
 from plugway.provider import ProviderResponse
@@ -29,6 +31,8 @@ ENDPOINT = "videos"
 COMPLETED_ENDPOINT = "videos.completed"
 JSON = "application/json"
 MAX_LIMIT = 100
+#: Seconds a budget reservation assumes when a request leaves the duration to the provider.
+ESTIMATE_SECONDS = 12
 
 
 def store_of(request: Request) -> VideoJobStore:
@@ -95,6 +99,7 @@ async def create(request: Request) -> HTTPResponse:
         client_ip=request.remote_addr or request.ip,
     )
     try:
+        reserve(gw, ctx, video_request.seconds or ESTIMATE_SECONDS, video_request.size)
         await pipeline.route(gw, ctx)
         ctx.plan = [t for t in ctx.plan if isinstance(gw.providers[t.provider], VideoJobs)]
         if not ctx.plan:
@@ -128,6 +133,7 @@ async def create(request: Request) -> HTTPResponse:
         principal=ctx.principal,
         tags=dict(ctx.tags),
     )
+    hold_budget(ctx, record)
     await store_of(request).add(record)
     video = video_of(record)
     ctx.status, ctx.ended = 200, time.monotonic()
@@ -135,6 +141,28 @@ async def create(request: Request) -> HTTPResponse:
     if refusal is not None:
         return error_response(refusal, ctx.request_id, decision_headers(ctx))
     return _json(video, decision_headers(ctx))
+
+
+def reserve(gw: Gateway, ctx: RequestContext, seconds: int, size: str | None) -> None:
+    """Tell the limits plugin what the job may cost (its dearest target's price for the
+    seconds asked), so a budget that cannot pay for it refuses it before any upstream call."""
+    try:
+        targets = list(gw.router.resolve(ctx.model).targets)
+    except GatewayError:
+        return  # route() answers the unknown model
+    estimate = media_estimate(targets, {"video_seconds": seconds, "size": size})
+    if estimate is not None:
+        ctx.state[ESTIMATE] = estimate
+
+
+def hold_budget(ctx: RequestContext, record: VideoRecord) -> None:
+    """Keep the job's budget reservation until the job ends (it is charged at its real cost
+    then, see :func:`record_end`); the create request itself releases only its in-flight
+    slot and counts its tokens."""
+    reservation = ctx.state.get(STATE)
+    if isinstance(reservation, Reservation) and reservation.budgets:
+        record.budget_keys, record.reserved = list(reservation.budgets), reservation.estimate
+        ctx.state[STATE] = Reservation(inflight=reservation.inflight, tpm=reservation.tpm)
 
 
 # -- the job resources -------------------------------------------------------------------------
@@ -174,14 +202,16 @@ async def refresh(request: Request, record: VideoRecord) -> VideoRecord:
         record.completed_at = int(time.time())
     store = store_of(request)
     await store.put(record)
-    if state.status == "completed" and await store.claim_completion(record.id):
-        record_completion(gw, record, target)
+    if state.status in ("completed", "failed") and await store.claim_end(record.id):
+        record_end(gw, record, target)
     return record
 
 
-def record_completion(gw: Gateway, record: VideoRecord, target: Target) -> None:
-    """``post_response`` for a finished job: the cost plugin prices its seconds, the store,
-    metrics and logs record it under the principal and tags of the request that made it."""
+def record_end(gw: Gateway, record: VideoRecord, target: Target) -> None:
+    """``post_response`` for a job that ended: the cost plugin prices a completed job's seconds
+    (a failed job costs 0), the limits plugin charges the budgets its reservation held, and
+    the store, metrics and logs record it under the principal and tags of the request that
+    made it."""
     now = time.monotonic()
     ctx = RequestContext(
         endpoint=COMPLETED_ENDPOINT,
@@ -194,7 +224,11 @@ def record_completion(gw: Gateway, record: VideoRecord, target: Target) -> None:
     attempt = Attempt(target, 1, 0, 0, now, ended=now, outcome="ok", status=200)
     ctx.attempts.append(attempt)
     ctx.plan = [target]
-    ctx.usage = {"video_seconds": record.seconds or 0, "size": record.size or ""}
+    completed = record.state.status == "completed"
+    seconds = (record.seconds or 0) if completed else 0
+    ctx.usage = {"video_seconds": seconds, "size": record.size or ""}
+    if record.budget_keys:
+        ctx.state[STATE] = Reservation(budgets=record.budget_keys, estimate=record.reserved)
     ctx.status, ctx.ended = 200, now
     gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
 

@@ -34,6 +34,10 @@ class VideoRecord:
     principal: str | None = None
     tags: dict[str, str] = attrs.field(factory=dict)
     completed_at: int | None = None
+    #: The budget counters the job's estimate is reserved on, charged at its real cost when
+    #: it ends (see :mod:`plugway.plugins.limits`).
+    budget_keys: list[str] = attrs.field(factory=list)
+    reserved: float = 0.0
 
 
 def new_video_id() -> str:
@@ -64,8 +68,8 @@ class VideoJobStore:
     async def delete(self, video_id: str) -> None:
         await self.state.delete("videos:job:" + video_id)
 
-    async def claim_completion(self, video_id: str) -> bool:
-        """True for exactly one caller per job, whichever worker: who records its cost."""
+    async def claim_end(self, video_id: str) -> bool:
+        """True for exactly one caller per job, whichever worker: who records its end (cost)."""
         return await self.state.incr("videos:done:" + video_id, 1, self.ttl) == 1
 
     async def owned(self, owner: str, limit: int) -> list[VideoRecord]:
