@@ -9,6 +9,8 @@ through a URL. The translation itself lives in :mod:`plugway.formats.gemini`.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -20,8 +22,9 @@ from plugway.builtin_providers.media_http import HTTPVideoBytes, call_json, open
 from plugway.context import RequestContext, Target
 from plugway.errors import InvalidRequest, UpstreamError, UpstreamStreamBroken
 from plugway.formats import gemini as fmt
-from plugway.formats import gemini_veo
+from plugway.formats import gemini_images, gemini_veo
 from plugway.formats.openai_embeddings import embeddings_body
+from plugway.formats.openai_images import images_body
 from plugway.formats.video_jobs import JobState, VideoRequest
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
@@ -107,6 +110,39 @@ class GeminiProvider(HTTPProvider):
                 vectors,
                 model=target.model,
                 encoding_format=body.get("encoding_format"),
+            )
+        )
+
+    # -- images (plugway.formats.openai_images.ImageGeneration) ---------------------------------
+
+    async def images(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """Imagen through ``:predict``; Gemini image models through ``:generateContent``, one
+        call per image asked for."""
+        prompt = str(body.get("prompt") or "")
+        n = body.get("n") if isinstance(body.get("n"), int) else 1
+        assert isinstance(n, int)
+        if gemini_images.is_imagen(target.model):
+            payload = gemini_images.to_imagen_request(prompt, n, body.get("size"))
+            data = await self._post(self._path(target.model, "predict"), payload)
+            images = gemini_images.from_imagen(data)
+        else:
+            path = self._path(target.model, "generateContent")
+            request = gemini_images.to_image_content_request(prompt)
+            answers = await asyncio.gather(*(self._post(path, request) for _ in range(n)))
+            images = [image for a in answers for image in gemini_images.from_image_content(a)]
+        if not images:
+            raise UpstreamError(
+                f"provider '{self.name}' returned no image (filtered by its safety settings?)",
+                provider=self.name,
+            )
+        response_format = body.get("response_format")
+        return ProviderResponse(
+            body=images_body(
+                images,
+                int(time.time()),
+                response_format if isinstance(response_format, str) else None,
             )
         )
 
