@@ -433,3 +433,21 @@ def test_fake_jobs_cost_by_their_seconds_and_failed_jobs_nothing(start_gateway) 
     assert failed.error.code == "content_policy_violation"
     ends = [r for r in gw.request_logs(wait_for=4) if r["endpoint"] == "videos.completed"]
     assert sorted(r["cost"] for r in ends) == [0.0, pytest.approx(0.12, abs=1e-12)]
+
+
+def test_redirect_to_the_providers_keyless_url_when_configured(  # type: ignore[no-untyped-def]
+    start_gateway, media: FakeMedia
+) -> None:
+    gw = start_gateway(media_config(media, "\n[plugins.videos]\nredirect = true\n"))
+    client = client_for(gw)
+    video = client.videos.create(model="seedance", prompt="a glacier")
+    job_id = only_job(media)
+    assert client.videos.retrieve(video.id).status == "completed"
+    response = httpx.get(f"{gw.url}/v1/videos/{video.id}/content")
+    assert response.status_code == 302
+    assert response.headers["location"] == f"{media.url}/files/{job_id}.mp4"
+    # Veo's file URL needs the key: streamed through even with redirect on
+    veo = client.videos.create(model="veo", prompt="a glacier")
+    assert client.videos.retrieve(veo.id).status == "completed"
+    streamed = httpx.get(f"{gw.url}/v1/videos/{veo.id}/content")
+    assert streamed.status_code == 200 and len(streamed.content) == media.video_bytes
