@@ -451,3 +451,32 @@ def test_redirect_to_the_providers_keyless_url_when_configured(  # type: ignore[
     assert client.videos.retrieve(veo.id).status == "completed"
     streamed = httpx.get(f"{gw.url}/v1/videos/{veo.id}/content")
     assert streamed.status_code == 200 and len(streamed.content) == media.video_bytes
+
+
+def test_a_budget_holds_the_jobs_estimate_until_it_ends_then_its_real_cost(  # type: ignore[no-untyped-def]
+    start_gateway, media: FakeMedia
+) -> None:
+    keys = f'\n[plugins.keys]\ndb = "{new_db()}"\ncache_seconds = 0.5\n'
+    gw = start_gateway(media_config(media, keys), env={"PLUGWAY_MASTER_KEY": MASTER})
+    key = create_key(gw, team="t", limits={"budget_usd": 1.5})["key"]
+    client = client_for(gw, key)
+    # No duration or size asked: the reservation assumes 12 s at the dearest rate (1080p,
+    # $0.1215/s = $1.458), so an 8-second 720p job ($0.432) does not fit beside it ...
+    first = client.videos.create(model="seedance", prompt="a comet")
+    small = {"model": "seedance", "prompt": "a kite", "seconds": "8", "size": "1280x720"}
+    with pytest.raises(openai.RateLimitError):
+        client.videos.create(**small)  # type: ignore[arg-type]
+    # ... until the first ends: Seedance made 5 s at 720p, $0.27, and that is what is charged.
+    done = client.videos.retrieve(first.id)
+    assert (done.status, done.seconds, done.size) == ("completed", "5", "1280x720")
+    deadline = time.monotonic() + 5
+    while True:  # the charge lands in post_response, a moment after the poll's answer
+        try:
+            client.videos.create(**small)  # type: ignore[arg-type]
+            break
+        except openai.RateLimitError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    records = [r for r in gw.request_logs(wait_for=3) if r["endpoint"] == "videos.completed"]
+    assert [r["cost"] for r in records] == [pytest.approx(0.27, abs=1e-12)]

@@ -196,8 +196,11 @@ async def refresh(request: Request, record: VideoRecord) -> VideoRecord:
     provider, target = provider_of(gw, record)
     state = await provider.video_poll(target, record.state.provider_id)
     record.state = state
+    # What the provider says the video is wins over what was asked (its cost is by these).
     if state.seconds is not None:
         record.seconds = state.seconds
+    if state.size is not None:
+        record.size = state.size
     if state.status in ("completed", "failed"):
         record.completed_at = int(time.time())
     store = store_of(request)
