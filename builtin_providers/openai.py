@@ -29,6 +29,7 @@ from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamError, UpstreamStreamBroken
 from plugway.formats import openai_videos
+from plugway.formats.openai_audio import AudioAnswer, Upload
 from plugway.formats.openai_responses import usage_to_chat
 from plugway.formats.openai_responses_native import ResponsesEventStream, ResponsesStreamReader
 from plugway.formats.video_jobs import JobState, VideoRequest
@@ -242,6 +243,42 @@ class OpenAIProvider(Provider):
     ) -> ProviderResponse:
         """``POST /images/generations``, passed through (``model`` replaced)."""
         return await self.post_endpoint(target, "/images/generations", body)
+
+    # -- audio (plugway.formats.openai_audio) --------------------------------------------------
+
+    async def speech(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> HTTPVideoBytes:
+        """``POST /audio/speech``, the audio streamed back as the host sends it."""
+        payload = {**body, "model": target.model}
+        request = self.client.build_request(
+            "POST",
+            self._url("/audio/speech", target.model),
+            content=orjson.dumps(payload),
+            headers={"accept": "*/*"},
+        )
+        sending = self.client.send(request, stream=True)
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
+        return HTTPVideoBytes(response)
+
+    async def transcription(
+        self, ctx: RequestContext, target: Target, form: Mapping[str, str], file: Upload
+    ) -> AudioAnswer:
+        """``POST /audio/transcriptions`` as a multipart form, the answer as it came."""
+        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        request = httpx.Request(
+            "POST",
+            self._url("/audio/transcriptions", target.model),
+            data={**form, "model": target.model},
+            files={"file": (file.name, file.data, file.content_type)},
+            headers=headers,
+            extensions={"timeout": self.client.timeout.as_dict()},
+        )
+        sending = self.client.send(request)
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
+        return AudioAnswer(
+            response.content, response.headers.get("content-type", "application/json")
+        )
 
     async def _call(
         self, method: str, endpoint: str, target: Target, payload: Any = None

@@ -17,6 +17,7 @@ import pytest
 from plugway.testing import FailJob, FakeMedia, GatewayProcess, SlowJob, Status
 from plugway.testing.fake_media import video_block
 from sec_kit import MASTER, RedisServer, create_key, new_db
+from test_limits import avoid_window_edge
 
 # The SDK marks every method of its video resource deprecated (Sora's shutdown); the API shape
 # is what the gateway serves for every video provider.
@@ -370,6 +371,7 @@ def test_a_spent_budget_is_refused_with_no_upstream_call(
     # second would pass it.
     spent = create_key(gw, team="t", limits={"budget_usd": 0.5})["key"]
     limited = create_key(gw, team="u", limits={"rpm": 1})["key"]
+    avoid_window_edge()  # the two calls must fall in one minute window
     asked = {"model": "seedance", "prompt": "a kite", "seconds": "8", "size": "1280x720"}
     client_for(gw, spent).videos.create(**asked)  # type: ignore[arg-type]
     with pytest.raises(openai.RateLimitError) as refused:

@@ -26,6 +26,9 @@ from plugway.testing.fake_upstream import Behaviour, FakeUpstream, Recorded, Rep
 #: A 1x1 PNG, base64.
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 
+#: What the fake's text-to-speech answers.
+SPEECH = b"ID3fake-mpeg-audio" * 64
+
 _ARK_TASK = re.compile(r"^/api/v3/contents/generations/tasks(?:/([^/]+))?$")
 _OPENAI_VIDEO = re.compile(r"^/v1/videos(?:/([^/]+)(/content)?)?$")
 _VEO_START = re.compile(r"^/v1beta/models/([^/:]+):predictLongRunning$")
@@ -144,6 +147,12 @@ class FakeMedia(FakeUpstream):
             if job_or_none is None or job_or_none.polls_left > 0:
                 return self._error(path, 404, "file not found", None)
             return await self._video(request, job_or_none)
+        if path == "/v1/audio/speech":
+            return web.Response(body=SPEECH, content_type="audio/mpeg")
+        if path == "/v1/audio/transcriptions":
+            if not isinstance(body, bytes) or b'name="file"' not in body:
+                return self._error(path, 400, "file is required", None)
+            return _json({"text": "hello from the fake transcription"})
         if path in ("/v1/images/generations", "/api/v3/images/generations"):
             return _json(self._openai_images(request, body))
         if match := _GEMINI_PREDICT.match(path):
