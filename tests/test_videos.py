@@ -482,3 +482,14 @@ def test_a_budget_holds_the_jobs_estimate_until_it_ends_then_its_real_cost(  # t
             time.sleep(0.05)
     records = [r for r in gw.request_logs(wait_for=3) if r["endpoint"] == "videos.completed"]
     assert [r["cost"] for r in records] == [pytest.approx(0.27, abs=1e-12)]
+
+
+def test_deleting_a_job_already_gone_at_the_provider(
+    media_gateway: GatewayProcess, media: FakeMedia
+) -> None:
+    client = client_for(media_gateway)
+    video = client.videos.create(model="seedance", prompt="a meadow")
+    media.jobs.clear()  # the provider expired the task
+    assert client.videos.delete(video.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(video.id)

@@ -15,7 +15,7 @@ from loguru import logger
 from plugway import pipeline
 from plugway.app import decision_headers, error_response, failed, read_body
 from plugway.context import Attempt, RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, InvalidRequest, NotFound
+from plugway.errors import GatewayError, InvalidRequest, NotFound, UpstreamError
 from plugway.formats import openai_videos
 from plugway.formats.video_jobs import JobState, VideoJobs, prompt_of
 from plugway.gateway import Gateway
@@ -248,7 +248,11 @@ async def delete(request: Request, video_id: str) -> HTTPResponse:
     try:
         record = await find(request, video_id)
         provider, target = provider_of(request.app.ctx.gateway, record)
-        await provider.video_delete(target, record.state.provider_id)
+        try:
+            await provider.video_delete(target, record.state.provider_id)
+        except UpstreamError as exc:
+            if exc.upstream_status != 404:  # already gone at the provider: delete ours too
+                raise
         await store_of(request).delete(video_id)
     except GatewayError as exc:
         return error_response(exc, new_request_id())
