@@ -4,8 +4,9 @@
 hosts). Both go through the whole pipeline like chat: ``pre_route`` sees the speech input
 (and a transcription's ``prompt``) as a user message, so filters may refuse or redact it;
 routing fails over until a target accepts; ``post_response`` records the call. Speech audio is
-streamed through as the upstream sends it. Audio is not priced yet (no per-minute prices in
-the table): its calls are logged with no cost.
+streamed through as the upstream sends it. A transcription is priced per minute of audio
+(``per_minute`` in the price table) when its upstream reports the duration; speech is not
+priced yet.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from loguru import logger
 from plugway import pipeline
 from plugway.app import decision_headers, error_response, failed, read_body
@@ -28,6 +30,7 @@ from plugway.formats.openai_audio import (
 from plugway.formats.video_jobs import VideoBytes, prompt_of
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
+from plugway.provider import ProviderResponse
 from sanic import HTTPResponse, Request, Sanic
 
 #: Writes no prompt, audio or transcript anywhere (see [privacy] zdr).
@@ -102,6 +105,31 @@ async def speech(request: Request) -> HTTPResponse | None:
     return None
 
 
+def json_body(answer: AudioAnswer) -> dict[str, Any]:
+    """A JSON answer as an object (``{}`` for text, SRT and VTT answers)."""
+    if "json" not in answer.content_type:
+        return {}
+    try:
+        body = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def transcription_usage(body: dict[str, Any]) -> dict[str, Any] | None:
+    """What a transcription is priced by: the audio's duration when the upstream reports it
+    (``usage: {"type": "duration", "seconds": N}``, or a verbose answer's ``duration``)."""
+    usage = body.get("usage")
+    if isinstance(usage, dict) and usage.get("type") == "duration":
+        seconds = usage.get("seconds")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            return {"audio_seconds": seconds}
+    duration = body.get("duration")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        return {"audio_seconds": duration}
+    return None
+
+
 def read_upload(request: Request) -> tuple[dict[str, str], Upload]:
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidRequest("send the audio as a multipart/form-data upload", param="file")
@@ -137,8 +165,12 @@ async def transcriptions(request: Request) -> HTTPResponse:
         answer = await pipeline.attempt_plan(gw, ctx, call)
     except GatewayError as exc:
         return failed(gw, ctx, exc)
+    body = json_body(answer)
+    ctx.usage = transcription_usage(body)
     ctx.status, ctx.ended = 200, time.monotonic()
-    gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
+    refusal = await pipeline.observe_success(gw, ctx, ProviderResponse(body))
+    if refusal is not None:
+        return error_response(refusal, ctx.request_id, decision_headers(ctx))
     return HTTPResponse(
         answer.content, headers=decision_headers(ctx), content_type=answer.content_type
     )

@@ -102,6 +102,11 @@ def test_transcription_through_the_sdk(gateway: GatewayProcess, media: FakeMedia
         model="stt", file=("hello.wav", b"RIFF-fake-wave", "audio/wav"), language="en"
     )
     assert text.text == "hello from the fake transcription"
+    raw = client_for(gateway).audio.transcriptions.with_raw_response.create(
+        model="stt", file=("hello.wav", b"RIFF-fake-wave", "audio/wav")
+    )
+    # 90 seconds of audio at gpt-4o-transcribe's $0.006 a minute
+    assert float(raw.headers["x-plugway-cost"]) == pytest.approx(0.009, abs=1e-12)
     sent = media.requests[0]
     assert sent.path == "/v1/audio/transcriptions"
     assert isinstance(sent.body, bytes)

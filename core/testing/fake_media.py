@@ -152,7 +152,12 @@ class FakeMedia(FakeUpstream):
         if path == "/v1/audio/transcriptions":
             if not isinstance(body, bytes) or b'name="file"' not in body:
                 return self._error(path, 400, "file is required", None)
-            return _json({"text": "hello from the fake transcription"})
+            return _json(
+                {
+                    "text": "hello from the fake transcription",
+                    "usage": {"type": "duration", "seconds": 90},
+                }
+            )
         if path in ("/v1/images/generations", "/api/v3/images/generations"):
             return _json(self._openai_images(request, body))
         if match := _GEMINI_PREDICT.match(path):

@@ -104,7 +104,8 @@ class Pricer:
 
     def media_cost(self, target: Target, usage: Mapping[str, Any]) -> float | None:
         """The price of a media answer: ``usage`` ``{"video_seconds": N, "size": "WxH"}``
-        (a finished video job) or ``{"images": N}``; None when the table has no such price
+        (a finished video job), ``{"images": N}`` or ``{"audio_seconds": N}`` (a
+        transcription, by the duration its upstream reported); None when the table has no such price
         for the target."""
         entry = self.entry_of(target)
         if entry is None:
@@ -115,6 +116,11 @@ class Pricer:
                 return None
             size = usage.get("size")
             return entry.video_cost(seconds, size if isinstance(size, str) else None)
+        if "audio_seconds" in usage:
+            seconds = usage.get("audio_seconds")
+            if entry.per_minute is None or not isinstance(seconds, int | float):
+                return None
+            return round(seconds / 60 * entry.per_minute, 12)
         images = usage.get("images")
         if entry.per_image is None or not isinstance(images, int) or isinstance(images, bool):
             return None
@@ -137,7 +143,7 @@ _state: dict[str, Any] = {}
 
 def is_media(usage: Mapping[str, Any]) -> bool:
     """Whether ``usage`` counts media (video seconds, images), not tokens."""
-    return "video_seconds" in usage or "images" in usage
+    return "video_seconds" in usage or "images" in usage or "audio_seconds" in usage
 
 
 def media_estimate(targets: list[Target], usage: Mapping[str, Any]) -> float | None:

@@ -21,8 +21,8 @@ from plugway.errors import ConfigError
 
 PRICE_FIELDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 #: Media prices: USD per second of generated video (a number, or a table by resolution such as
-#: ``{ "720p" = 0.1, "1080p" = 0.3 }``) and USD per generated image.
-MEDIA_FIELDS = ("video_per_second", "per_image")
+#: ``{ "720p" = 0.1, "1080p" = 0.3 }``), USD per generated image and USD per minute of audio.
+MEDIA_FIELDS = ("video_per_second", "per_image", "per_minute")
 ENTRY_FIELDS = (*PRICE_FIELDS, *MEDIA_FIELDS, "source", "date")
 TOKEN_CLASSES = ("input", "cached_input", "cache_write", "output", "reasoning")
 
@@ -112,6 +112,7 @@ class PriceEntry:
     #: USD per second of video by resolution label (``"720p"``), ``"*"`` for any.
     video_per_second: Mapping[str, float] = attrs.field(factory=dict)
     per_image: float | None = None
+    per_minute: float | None = None
 
     def video_cost(self, seconds: float, size: str | None) -> float | None:
         """The price of ``seconds`` of video at ``size`` (``WIDTHxHEIGHT``): the rate of its
@@ -228,12 +229,19 @@ def parse_table(data: Mapping[str, Any], where: str) -> PriceTable:
                     continue
                 values[name] = float(value)
             video, per_image = _media_prices(entry, path, problems)
+            per_minute = entry.get("per_minute")
+            if per_minute is not None and not _is_price(per_minute):
+                problems.append(
+                    f"{path}.per_minute: {per_minute!r} is not a price; write USD per minute"
+                )
+                per_minute = None
             table.entries.setdefault(kind, {})[model] = PriceEntry(
                 Price(**values),
                 str(entry.get("source", "")),
                 str(entry.get("date", "")),
                 video,
                 per_image,
+                None if per_minute is None else float(per_minute),
             )
     if problems:
         raise ConfigError(problems)
