@@ -23,6 +23,7 @@ from plugway.errors import InvalidRequest, UpstreamRejected
 from plugway.formats import openai_moderations
 from plugway.formats.openai_chat import validate_chat_request
 from plugway.formats.openai_embeddings import embeddings_body, validate_embeddings_request
+from plugway.formats.video_jobs import JobState, VideoRequest
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import sse_event
@@ -37,6 +38,9 @@ class FakeSettings(ProviderSettings):
     delay: float = 0.0
     chunk_delay: float = 0.0
     dimensions: int = 16
+    #: Polls before a fake video job is completed, and the size of its video in bytes.
+    video_polls: int = 2
+    video_bytes: int = 4096
 
 
 def _text_of(content: Any) -> str:
@@ -111,6 +115,11 @@ class FakeProvider(Provider):
     settings_class = FakeSettings
     settings: FakeSettings
     requires_api_key = False
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        #: Polls seen per fake video job, in this worker.
+        self._polls: dict[str, int] = {}
 
     async def chat(
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
@@ -187,6 +196,78 @@ class FakeProvider(Provider):
                 "modr-" + ctx.request_id.removeprefix("req_"), target.model, results
             )
         )
+
+    # -- video jobs (plugway.formats.video_jobs.VideoJobs) -------------------------------------
+
+    async def video_submit(
+        self, ctx: RequestContext, target: Target, request: VideoRequest
+    ) -> JobState:
+        """A job that completes after ``video_polls`` polls, or fails when the prompt says
+        ``[fail]``. Its id carries the outcome and duration, so any worker can poll it."""
+        outcome = "f" if "[fail]" in request.prompt else "c"
+        seconds = request.seconds or 4
+        job_id = f"fakevid_{outcome}{seconds}_{uuid.uuid4().hex[:16]}"
+        self._polls[job_id] = 0
+        return JobState(provider_id=job_id, status="queued", seconds=seconds, size=request.size)
+
+    async def video_poll(self, target: Target, provider_id: str) -> JobState:
+        polls = self._polls.get(provider_id, 0) + 1
+        self._polls[provider_id] = polls
+        outcome = provider_id.removeprefix("fakevid_").partition("_")[0]
+        seconds = int(outcome[1:]) if outcome[1:].isdigit() else 4
+        if polls < self.settings.video_polls:
+            progress = 100 * polls // self.settings.video_polls
+            return JobState(provider_id, "in_progress", progress=progress, seconds=seconds)
+        if outcome.startswith("f"):
+            error = {"code": "content_policy_violation", "message": "the fake job failed"}
+            return JobState(provider_id, "failed", error=error, seconds=seconds)
+        return JobState(provider_id, "completed", progress=100, seconds=seconds)
+
+    async def video_content(self, target: Target, job: JobState) -> FakeVideoBytes:
+        return FakeVideoBytes(job.provider_id, self.settings.video_bytes)
+
+    async def video_delete(self, target: Target, provider_id: str) -> None:
+        self._polls.pop(provider_id, None)
+
+    async def images(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """``n`` copies of a 1x1 PNG, as ``b64_json`` (or ``url``, a data: URL)."""
+        count = body.get("n")
+        n = count if isinstance(count, int) and not isinstance(count, bool) else 1
+        as_url = body.get("response_format") == "url"
+        item = {"url": "data:image/png;base64," + TINY_PNG} if as_url else {"b64_json": TINY_PNG}
+        return ProviderResponse(
+            body={"created": int(time.time()), "data": [dict(item) for _ in range(n)]}
+        )
+
+
+#: A 1x1 transparent PNG, base64.
+TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+class FakeVideoBytes:
+    """``size`` deterministic bytes (a function of the job id), made piece by piece."""
+
+    content_type = "video/mp4"
+
+    def __init__(self, job_id: str, size: int) -> None:
+        self.block = hashlib.sha256(job_id.encode()).digest() * 2048  # 64 KiB
+        self.size = size
+
+    @property
+    def content_length(self) -> int | None:
+        return self.size
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        left = self.size
+        while left > 0:
+            piece = self.block[: min(left, len(self.block))]
+            left -= len(piece)
+            yield piece
+
+    async def aclose(self) -> None:
+        return None
 
 
 #: Words the fake provider's moderation flags as violence.

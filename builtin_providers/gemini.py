@@ -9,6 +9,8 @@ through a URL. The translation itself lives in :mod:`plugway.formats.gemini`.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -16,10 +18,14 @@ from urllib.parse import quote
 import attrs
 import httpx
 import orjson
+from plugway.builtin_providers.media_http import HTTPVideoBytes, call_json, open_download
 from plugway.context import RequestContext, Target
-from plugway.errors import UpstreamError, UpstreamStreamBroken
+from plugway.errors import InvalidRequest, UpstreamError, UpstreamStreamBroken
 from plugway.formats import gemini as fmt
+from plugway.formats import gemini_images, gemini_veo
 from plugway.formats.openai_embeddings import embeddings_body
+from plugway.formats.openai_images import images_body
+from plugway.formats.video_jobs import JobState, VideoRequest
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
@@ -139,6 +145,70 @@ class GeminiProvider(HTTPProvider):
                 encoding_format=body.get("encoding_format"),
             )
         )
+
+    # -- images (plugway.formats.openai_images.ImageGeneration) ---------------------------------
+
+    async def images(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """Imagen through ``:predict``; Gemini image models through ``:generateContent``, one
+        call per image asked for."""
+        prompt = str(body.get("prompt") or "")
+        n = body.get("n") if isinstance(body.get("n"), int) else 1
+        assert isinstance(n, int)
+        if gemini_images.is_imagen(target.model):
+            payload = gemini_images.to_imagen_request(prompt, n, body.get("size"))
+            data = await self._post(self._path(target.model, "predict"), payload)
+            images = gemini_images.from_imagen(data)
+        else:
+            path = self._path(target.model, "generateContent")
+            request = gemini_images.to_image_content_request(prompt)
+            answers = await asyncio.gather(*(self._post(path, request) for _ in range(n)))
+            images = [image for a in answers for image in gemini_images.from_image_content(a)]
+        if not images:
+            raise UpstreamError(
+                f"provider '{self.name}' returned no image (filtered by its safety settings?)",
+                provider=self.name,
+            )
+        response_format = body.get("response_format")
+        return ProviderResponse(
+            body=images_body(
+                images,
+                int(time.time()),
+                response_format if isinstance(response_format, str) else None,
+            )
+        )
+
+    # -- Veo video jobs (plugway.formats.video_jobs.VideoJobs) ---------------------------------
+
+    async def video_submit(
+        self, ctx: RequestContext, target: Target, request: VideoRequest
+    ) -> JobState:
+        if gemini_veo.image_is_url(request):
+            raise InvalidRequest(
+                "Veo takes the input image inline: send input_reference as an upload or a "
+                "data: URL",
+                param="input_reference",
+            )
+        payload = gemini_veo.to_veo_request(request)
+        data = await self._post(self._path(target.model, "predictLongRunning"), payload)
+        return gemini_veo.from_operation(data)
+
+    async def video_poll(self, target: Target, provider_id: str) -> JobState:
+        path = f"/{self.settings.api_version}/{quote(provider_id, safe='/')}"
+        data = await call_json(self.client, "GET", path, provider=self.name, error_of=self._error)
+        return gemini_veo.from_operation(data)
+
+    async def video_content(self, target: Target, job: JobState) -> HTTPVideoBytes:
+        if job.video_url is None:
+            raise InvalidRequest("the operation has no video", code="video_not_ready")
+        # The file URI is on the API host and needs the key: never handed to a client.
+        return await open_download(
+            self.client, job.video_url, provider=self.name, error_of=self._error
+        )
+
+    async def video_delete(self, target: Target, provider_id: str) -> None:
+        """Veo's operations and files expire on their own; there is nothing to delete."""
 
 
 class GeminiChunkStream(ChunkStream):

@@ -24,11 +24,15 @@ from urllib.parse import quote
 import attrs
 import httpx
 import orjson
+from plugway.builtin_providers.media_http import HTTPVideoBytes, call_json, open_download
 from plugway.builtin_providers.openai_family import HOSTS, recognise
 from plugway.context import RequestContext, Target
 from plugway.errors import UpstreamError, UpstreamStreamBroken
+from plugway.formats import openai_videos
+from plugway.formats.openai_audio import AudioAnswer, Upload
 from plugway.formats.openai_responses import usage_to_chat
 from plugway.formats.openai_responses_native import ResponsesEventStream, ResponsesStreamReader
+from plugway.formats.video_jobs import JobState, VideoRequest
 from plugway.hooks import hookimpl
 from plugway.provider import ChunkStream, Provider, ProviderResponse, ProviderSettings
 from plugway.sse import EventSplitter, iter_data
@@ -212,6 +216,81 @@ class OpenAIProvider(Provider):
         self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
     ) -> ProviderResponse:
         return await self.post_endpoint(target, "/moderations", body)
+
+    # -- video jobs (plugway.formats.video_jobs.VideoJobs) and images -------------------------
+
+    async def video_submit(
+        self, ctx: RequestContext, target: Target, request: VideoRequest
+    ) -> JobState:
+        data = await self._call(
+            "POST", "/videos", target, openai_videos.to_openai_json(request, target.model)
+        )
+        return openai_videos.from_openai_video(data)
+
+    async def video_poll(self, target: Target, provider_id: str) -> JobState:
+        data = await self._call("GET", f"/videos/{quote(provider_id, safe='')}", target)
+        return openai_videos.from_openai_video(data)
+
+    async def video_content(self, target: Target, job: JobState) -> HTTPVideoBytes:
+        url = self._url(f"/videos/{quote(job.provider_id, safe='')}/content", target.model)
+        return await open_download(self.client, url, provider=self.name, error_of=self._error)
+
+    async def video_delete(self, target: Target, provider_id: str) -> None:
+        await self._call("DELETE", f"/videos/{quote(provider_id, safe='')}", target)
+
+    async def images(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> ProviderResponse:
+        """``POST /images/generations``, passed through (``model`` replaced)."""
+        return await self.post_endpoint(target, "/images/generations", body)
+
+    # -- audio (plugway.formats.openai_audio) --------------------------------------------------
+
+    async def speech(
+        self, ctx: RequestContext, target: Target, body: Mapping[str, Any]
+    ) -> HTTPVideoBytes:
+        """``POST /audio/speech``, the audio streamed back as the host sends it."""
+        payload = {**body, "model": target.model}
+        request = self.client.build_request(
+            "POST",
+            self._url("/audio/speech", target.model),
+            content=orjson.dumps(payload),
+            headers={"accept": "*/*"},
+        )
+        sending = self.client.send(request, stream=True)
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
+        return HTTPVideoBytes(response)
+
+    async def transcription(
+        self, ctx: RequestContext, target: Target, form: Mapping[str, str], file: Upload
+    ) -> AudioAnswer:
+        """``POST /audio/transcriptions`` as a multipart form, the answer as it came."""
+        headers = {k: v for k, v in self._headers().items() if k != "content-type"}
+        request = httpx.Request(
+            "POST",
+            self._url("/audio/transcriptions", target.model),
+            data={**form, "model": target.model},
+            files={"file": (file.name, file.data, file.content_type)},
+            headers=headers,
+            extensions={"timeout": self.client.timeout.as_dict()},
+        )
+        sending = self.client.send(request)
+        response = await checked_response(sending, provider=self.name, error_of=self._error)
+        return AudioAnswer(
+            response.content, response.headers.get("content-type", "application/json")
+        )
+
+    async def _call(
+        self, method: str, endpoint: str, target: Target, payload: Any = None
+    ) -> dict[str, Any]:
+        return await call_json(
+            self.client,
+            method,
+            self._url(endpoint, target.model),
+            provider=self.name,
+            error_of=self._error,
+            payload=payload,
+        )
 
     # -- legacy text completions (plugway.formats.openai_completions.NativeCompletions) --------
 
@@ -432,6 +511,12 @@ class KeylessOpenAIProvider(OpenAIProvider):
 
 @hookimpl
 def register_providers(register: Callable[..., None]) -> None:
+    from plugway.builtin_providers.ark import ArkProvider
+
     for host in HOSTS:
-        provider_class = OpenAIProvider if host.key_required else KeylessOpenAIProvider
+        provider_class: type[OpenAIProvider] = (
+            OpenAIProvider if host.key_required else KeylessOpenAIProvider
+        )
+        if host.name == "ark":
+            provider_class = ArkProvider
         register(host.name, provider_class, **host.defaults())

@@ -47,6 +47,8 @@ class Rule:
     max_prompt_tokens: int | None = None
     tools: bool | None = None
     images: bool | None = None
+    #: The request has ``video_url`` content parts (video understanding).
+    videos: bool | None = None
     stream: bool | None = None
     metadata: dict[str, str] = attrs.field(factory=dict, hash=False)
     tags: dict[str, str] = attrs.field(factory=dict, hash=False)

@@ -247,6 +247,14 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
             url = image.get("url") if isinstance(image, Mapping) else image
             if isinstance(url, str):
                 parts.append(_media_part(url, "image/jpeg"))
+        elif kind == "video_url":  # video understanding (as ModelArk's Seed models take it)
+            video = part.get("video_url")
+            url = video.get("url") if isinstance(video, Mapping) else video
+            if not isinstance(url, str):
+                raise InvalidRequest(
+                    "a video_url part's video_url.url must be a string", param="messages"
+                )
+            parts.append(_media_part(url, "video/mp4"))
         elif kind == "input_audio":
             audio = part.get("input_audio") or {}
             parts.append(

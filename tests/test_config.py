@@ -80,7 +80,7 @@ def test_good_config_builds_routes(tmp_path: Path) -> None:
             '[providers.p]\ntype = "fake"\nbase_ur = "http://x"\n',
             "providers.p: unknown field 'base_ur' (did you mean 'base_url'?); allowed fields are: "
             "type, base_url, api_key, timeout, connect_timeout, headers, models, max_connections, "
-            "zdr, delay, chunk_delay, dimensions",
+            "zdr, delay, chunk_delay, dimensions, video_polls, video_bytes",
         ),
         (
             '[providers.p]\ntype = "openai"\napi_key = "k"\nbase_url = "ftp://x"\n',

@@ -11,6 +11,7 @@ from plugway.context import Price
 from plugway.errors import ConfigError
 from plugway.plugins.cost import format_usd
 from plugway.plugins.cost.pricing import (
+    MEDIA_FIELDS,
     PRICE_FIELDS,
     Tokens,
     cost_of,
@@ -87,7 +88,7 @@ def test_shipped_table_entries_name_source_and_date() -> None:
             entries += 1
             assert entry.get("source"), f"{kind}.{model} has no source"
             assert entry.get("date"), f"{kind}.{model} has no date"
-            assert any(field in entry for field in PRICE_FIELDS)
+            assert any(field in entry for field in (*PRICE_FIELDS, *MEDIA_FIELDS))
     table = shipped_table()
     for kind in (
         "openai",

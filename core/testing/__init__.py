@@ -3,6 +3,7 @@ and fail on demand, and the real gateway run in a child process."""
 
 from plugway.testing.fake_anthropic import ErrorEvent, FakeAnthropic
 from plugway.testing.fake_gemini import FakeGemini
+from plugway.testing.fake_media import FailJob, FakeMedia, SlowJob
 from plugway.testing.fake_upstream import (
     Behaviour,
     CutStream,
@@ -21,8 +22,10 @@ __all__ = [
     "Behaviour",
     "CutStream",
     "ErrorEvent",
+    "FailJob",
     "FakeAnthropic",
     "FakeGemini",
+    "FakeMedia",
     "FakeOpenAI",
     "FakeUpstream",
     "GatewayProcess",
@@ -31,6 +34,7 @@ __all__ = [
     "Reply",
     "Reset",
     "ResponseFailed",
+    "SlowJob",
     "Status",
     "free_port",
     "run_plugway",

@@ -20,7 +20,7 @@ Settings (``[plugins.cost]``): ``prices_file`` (a TOML file shaped like the ship
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -99,6 +99,33 @@ class Pricer:
             return None
         return entry.price
 
+    def entry_of(self, target: Target) -> PriceEntry | None:
+        return self._lookup(self.types.get(target.provider, target.provider), target.model)
+
+    def media_cost(self, target: Target, usage: Mapping[str, Any]) -> float | None:
+        """The price of a media answer: ``usage`` ``{"video_seconds": N, "size": "WxH"}``
+        (a finished video job), ``{"images": N}`` or ``{"audio_seconds": N}`` (a
+        transcription, by the duration its upstream reported); None when the table has no such price
+        for the target."""
+        entry = self.entry_of(target)
+        if entry is None:
+            return None
+        if "video_seconds" in usage:
+            seconds = usage.get("video_seconds")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                return None
+            size = usage.get("size")
+            return entry.video_cost(seconds, size if isinstance(size, str) else None)
+        if "audio_seconds" in usage:
+            seconds = usage.get("audio_seconds")
+            if entry.per_minute is None or not isinstance(seconds, int | float):
+                return None
+            return round(seconds / 60 * entry.per_minute, 12)
+        images = usage.get("images")
+        if entry.per_image is None or not isinstance(images, int) or isinstance(images, bool):
+            return None
+        return round(images * entry.per_image, 12)
+
     def record(
         self, target: Target | None, usage: dict[str, Any] | None, tokens: Tokens | None = None
     ) -> CostRecord:
@@ -112,6 +139,21 @@ class Pricer:
 
 
 _state: dict[str, Any] = {}
+
+
+def is_media(usage: Mapping[str, Any]) -> bool:
+    """Whether ``usage`` counts media (video seconds, images), not tokens."""
+    return "video_seconds" in usage or "images" in usage or "audio_seconds" in usage
+
+
+def media_estimate(targets: list[Target], usage: Mapping[str, Any]) -> float | None:
+    """The dearest price of a media answer over ``targets`` (a budget's reservation before
+    the call); None when the cost plugin is not running or none of them is priced."""
+    pricer: Pricer | None = _state.get("pricer")
+    if pricer is None:
+        return None
+    costs = [c for t in targets if (c := pricer.media_cost(t, usage)) is not None]
+    return max(costs) if costs else None
 
 
 def pricer_for(config: Config) -> Pricer:
@@ -160,6 +202,8 @@ def post_response(ctx: RequestContext) -> None:
         return  # priced by its door, with no model attempt (an MCP tool call's price)
     if ctx.tags.get("cache") == "hit":  # answered from a response cache: no call, no cost
         record = CostRecord(request_tokens(ctx), None, 0.0)
+    elif last is not None and ctx.usage is not None and is_media(ctx.usage):
+        record = CostRecord(Tokens(), None, pricer.media_cost(last.target, ctx.usage))
     else:
         record = pricer.record(
             last.target if last is not None else None, ctx.usage, request_tokens(ctx)

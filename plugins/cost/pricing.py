@@ -20,7 +20,10 @@ from plugway.context import Price, RequestContext
 from plugway.errors import ConfigError
 
 PRICE_FIELDS = ("input", "cached_input", "cache_write", "output", "reasoning")
-ENTRY_FIELDS = (*PRICE_FIELDS, "source", "date")
+#: Media prices: USD per second of generated video (a number, or a table by resolution such as
+#: ``{ "720p" = 0.1, "1080p" = 0.3 }``), USD per generated image and USD per minute of audio.
+MEDIA_FIELDS = ("video_per_second", "per_image", "per_minute")
+ENTRY_FIELDS = (*PRICE_FIELDS, *MEDIA_FIELDS, "source", "date")
 TOKEN_CLASSES = ("input", "cached_input", "cache_write", "output", "reasoning")
 
 
@@ -106,6 +109,37 @@ class PriceEntry:
     price: Price
     source: str = ""
     date: str = ""
+    #: USD per second of video by resolution label (``"720p"``), ``"*"`` for any.
+    video_per_second: Mapping[str, float] = attrs.field(factory=dict)
+    per_image: float | None = None
+    per_minute: float | None = None
+
+    def video_cost(self, seconds: float, size: str | None) -> float | None:
+        """The price of ``seconds`` of video at ``size`` (``WIDTHxHEIGHT``): the rate of its
+        resolution (the short side, ``720x1280`` is ``720p``), else the nearest priced
+        resolution above it, else ``*``, else the dearest rate; None when unpriced."""
+        rates = self.video_per_second
+        if not rates:
+            return None
+        rate = rates.get("*")
+        labelled = sorted(
+            (int(k[:-1]), v) for k, v in rates.items() if k.endswith("p") and k[:-1].isdigit()
+        )
+        if labelled:
+            short = resolution_of(size)
+            above = [v for height, v in labelled if short is not None and height >= short]
+            rate = above[0] if above else (rate if rate is not None else labelled[-1][1])
+        return None if rate is None else round(seconds * rate, 12)
+
+
+def resolution_of(size: str | None) -> int | None:
+    """The short side of a ``WIDTHxHEIGHT`` size (its "p" resolution), or None."""
+    if not size or "x" not in size:
+        return None
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        return None
+    return min(int(width), int(height))
 
 
 @attrs.define
@@ -194,12 +228,49 @@ def parse_table(data: Mapping[str, Any], where: str) -> PriceTable:
                     )
                     continue
                 values[name] = float(value)
+            video, per_image = _media_prices(entry, path, problems)
+            per_minute = entry.get("per_minute")
+            if per_minute is not None and not _is_price(per_minute):
+                problems.append(
+                    f"{path}.per_minute: {per_minute!r} is not a price; write USD per minute"
+                )
+                per_minute = None
             table.entries.setdefault(kind, {})[model] = PriceEntry(
-                Price(**values), str(entry.get("source", "")), str(entry.get("date", ""))
+                Price(**values),
+                str(entry.get("source", "")),
+                str(entry.get("date", "")),
+                video,
+                per_image,
+                None if per_minute is None else float(per_minute),
             )
     if problems:
         raise ConfigError(problems)
     return table
+
+
+def _is_price(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
+
+
+def _media_prices(
+    entry: Mapping[str, Any], path: str, problems: list[str]
+) -> tuple[dict[str, float], float | None]:
+    video = entry.get("video_per_second")
+    rates: dict[str, float] = {}
+    if isinstance(video, int | float) and _is_price(video):
+        rates["*"] = float(video)
+    elif isinstance(video, dict) and all(_is_price(v) for v in video.values()):
+        rates = {str(k): float(v) for k, v in video.items()}
+    elif video is not None:
+        problems.append(
+            f"{path}.video_per_second: {video!r} is not a price; write USD per second as a "
+            'number, or a table by resolution such as { "720p" = 0.1, "1080p" = 0.3 }'
+        )
+    per_image = entry.get("per_image")
+    if per_image is not None and not _is_price(per_image):
+        problems.append(f"{path}.per_image: {per_image!r} is not a price; write USD per image")
+        per_image = None
+    return rates, None if per_image is None else float(per_image)
 
 
 def shipped_table() -> PriceTable:

@@ -30,6 +30,7 @@ class RequestShape:
     tools: bool
     images: bool
     output_tokens: int
+    videos: bool = False
 
 
 def request_shape(ctx: RequestContext) -> RequestShape:
@@ -43,7 +44,7 @@ def request_shape(ctx: RequestContext) -> RequestShape:
 
 
 def shape_of(body: dict[str, Any]) -> RequestShape:
-    chars, images = 0, 0
+    chars, images, videos = 0, 0, 0
     messages = body.get("messages")
     for message in messages if isinstance(messages, list) else ():
         if not isinstance(message, dict):
@@ -59,6 +60,8 @@ def shape_of(body: dict[str, Any]) -> RequestShape:
                     chars += len(part["text"])
                 elif part.get("type") in ("image_url", "input_image", "image"):
                     images += 1
+                elif part.get("type") == "video_url":
+                    videos += 1
     inputs = body.get("input")  # embeddings
     if isinstance(inputs, str):
         chars += len(inputs)
@@ -73,6 +76,7 @@ def shape_of(body: dict[str, Any]) -> RequestShape:
         + images * TOKENS_PER_IMAGE,
         tools=n_tools > 0,
         images=images > 0,
+        videos=videos > 0,
         output_tokens=output if isinstance(output, int) and output > 0 else DEFAULT_OUTPUT_TOKENS,
     )
 

@@ -41,6 +41,8 @@ def rule_matches(rule: Rule, ctx: RequestContext, shape: RequestShape) -> bool:
         return False
     if rule.images is not None and shape.images != rule.images:
         return False
+    if rule.videos is not None and shape.videos != rule.videos:
+        return False
     if rule.stream is not None and ctx.stream != rule.stream:
         return False
     if rule.principal and ctx.principal not in rule.principal:
