@@ -33,6 +33,8 @@ from fuzz_kit import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plugway.formats.openai_completions import completions_param
+from plugway.formats.openai_responses import responses_param
 from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
 
 SERVER = Path(__file__).parent / "fixtures" / "mcp_tool_server.py"
@@ -431,3 +433,41 @@ def test_doors_gateway_logged_no_internal_error(doors: Gateway) -> None:
     gw, _ = doors
     assert "internal error" not in gw.output(), gw.output()[-3000:]
     assert "Traceback" not in gw.output(), gw.output()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("chat", "leading", "responses"),
+    [
+        ("response_format.type", 0, "text.format.type"),
+        ("response_format.json_schema.schema", 0, "text.format.schema"),
+        ("messages", 0, "input"),
+        ("messages[0].content", 1, "instructions"),
+        ("messages[1].content[0].text", 1, "input"),
+        ("tools[1].function.name", 0, "tools[1].name"),
+        ("tools[0].function", 0, "tools[0]"),
+        ("max_completion_tokens", 0, "max_output_tokens"),
+        ("reasoning_effort", 0, "reasoning.effort"),
+        ("temperature", 0, "temperature"),
+        (None, 0, None),
+    ],
+)
+def test_chat_params_are_named_as_the_responses_field(
+    chat: str | None, leading: int, responses: str | None
+) -> None:
+    assert responses_param(chat, leading) == responses
+
+
+@pytest.mark.parametrize(
+    ("chat", "completions"),
+    [
+        ("messages", "prompt"),
+        ("messages[0].content", "prompt"),
+        ("max_completion_tokens", "max_tokens"),
+        ("temperature", "temperature"),
+        (None, None),
+    ],
+)
+def test_chat_params_are_named_as_the_completions_field(
+    chat: str | None, completions: str | None
+) -> None:
+    assert completions_param(chat) == completions
