@@ -148,7 +148,8 @@ def openai_to_anthropic_request(
     ``cache_control``); consecutive messages of one role (tool results included) merge into
     one turn; ``max_tokens`` is ``max_completion_tokens``, ``max_tokens`` or the model's output
     limit. A request that breaks OpenAI's schema, or sets a field Anthropic cannot honour
-    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1), raises
+    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1, ``temperature``
+    above 1, no message with content once empty texts are left out), raises
     :class:`InvalidRequest` naming the field: nothing is silently dropped.
     """
     _refuse_untranslatable(body)
