@@ -714,12 +714,22 @@ def embedding_inputs(body: Mapping[str, Any]) -> list[str]:
     return items
 
 
+#: Gemini embedding models' largest ``outputDimensionality`` (gemini-embedding-001's 3072).
+MAX_EMBEDDING_DIMENSIONS = 3072
+
+
 def to_gemini_embed(body: Mapping[str, Any], model: str) -> tuple[str, dict[str, Any]]:
     """(method, body): ``embedContent`` for one input, ``batchEmbedContents`` for several."""
     texts = embedding_inputs(body)
     extra: dict[str, Any] = {}
-    if isinstance(body.get("dimensions"), int):
-        extra["outputDimensionality"] = body["dimensions"]
+    dimensions = body.get("dimensions")
+    if isinstance(dimensions, int):
+        if dimensions > MAX_EMBEDDING_DIMENSIONS:
+            raise InvalidRequest(
+                f"dimensions must be at most {MAX_EMBEDDING_DIMENSIONS} for Gemini models",
+                param="dimensions",
+            )
+        extra["outputDimensionality"] = dimensions
     task = body.get("task_type", body.get("taskType"))
     if isinstance(task, str):
         extra["taskType"] = task

@@ -275,4 +275,7 @@ DOOR_VIOLATIONS: list[tuple[str, tuple[str, ...], dict[str, Any], str]] = [
         },
         "tools[0].function.parameters.type",
     ),
+    # Found by the OpenAPI-generated bodies: sent on to Gemini as outputDimensionality (the
+    # fake Gemini then built a vector of that size).
+    ("/v1/embeddings", ("gem",), {"input": "x", "dimensions": 10**9}, "dimensions"),
 ]

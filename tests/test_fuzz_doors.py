@@ -471,3 +471,41 @@ def test_chat_params_are_named_as_the_completions_field(
     chat: str | None, completions: str | None
 ) -> None:
     assert completions_param(chat) == completions
+
+
+# -- bodies generated from OpenAI's published OpenAPI description (tests/openapi/) ---------------
+
+OPENAPI = json.loads((Path(__file__).parent / "openapi" / "openai-requests.json").read_text())
+
+
+def from_openapi(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Request bodies valid under the schema ``name`` of the checked-in OpenAPI subset."""
+    from hypothesis_jsonschema import from_schema
+
+    schema = {"$ref": f"#/components/schemas/{name}", "components": OPENAPI["components"]}
+    return from_schema(schema)  # type: ignore[no-any-return]
+
+
+#: The doors whose request schemas build quickly (chat's and responses' take seconds to
+#: build and have the hand-written strategies above).
+OPENAPI_DOORS = {
+    "/v1/completions": "CreateCompletionRequest",
+    "/v1/embeddings": "CreateEmbeddingRequest",
+    "/v1/moderations": "CreateModerationRequest",
+}
+
+
+@pytest.mark.parametrize("door", sorted(OPENAPI_DOORS))
+def test_openapi_valid_bodies_hurt_no_target(doors: Gateway, door: str) -> None:
+    gw, client = doors
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=from_openapi(OPENAPI_DOORS[door]), model=st.sampled_from(FORMAT_ROUTES))
+    def check(body: dict[str, Any], model: str) -> None:
+        body = {**body, "model": model}
+        response = post(client, door, body)
+        hurt_no_target(gw, response, body)
+        if response.status_code == 400 and "JSON" not in response.text:
+            names_a_field(response, body)
+
+    check()
