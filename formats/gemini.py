@@ -440,6 +440,7 @@ def _generation_config(body: Mapping[str, Any]) -> dict[str, Any]:
         elif fmt.get("type") == "json_schema":
             config["responseMimeType"] = "application/json"
             schema = (fmt.get("json_schema") or {}).get("schema")
+            _check_schema_types(schema, "response_format.json_schema.schema")
             if isinstance(schema, Mapping):
                 config["responseSchema"] = clean_schema(schema)
     thinking = body.get("thinking_config", body.get("thinkingConfig"))

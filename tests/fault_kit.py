@@ -278,4 +278,14 @@ DOOR_VIOLATIONS: list[tuple[str, tuple[str, ...], dict[str, Any], str]] = [
     # Found by the OpenAPI-generated bodies: sent on to Gemini as outputDimensionality (the
     # fake Gemini then built a vector of that size).
     ("/v1/embeddings", ("gem",), {"input": "x", "dimensions": 10**9}, "dimensions"),
+    # The same in a response schema (Gemini's responseSchema).
+    (
+        "/v1/responses",
+        ("gem",),
+        {
+            "input": "x",
+            "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": None}}},
+        },
+        "text.format.schema.type",
+    ),
 ]

@@ -73,9 +73,18 @@ def post(client: httpx.Client, path: str, body: Any) -> httpx.Response:
     )
 
 
+def is_json(body: Any) -> bool:
+    """Whether ``body`` is sent as JSON (json.dumps writes Infinity for inf, which is not)."""
+    try:
+        json.dumps(body, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def names_a_field(response: httpx.Response, body: Any) -> None:
     """A 400 for a body names the field at fault: one in the body, or one it lacks."""
-    if response.status_code != 400 or not isinstance(body, dict):
+    if response.status_code != 400 or not isinstance(body, dict) or not is_json(body):
         return
     error = openai_error(response)
     param = error["param"]
