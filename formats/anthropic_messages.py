@@ -148,7 +148,8 @@ def openai_to_anthropic_request(
     ``cache_control``); consecutive messages of one role (tool results included) merge into
     one turn; ``max_tokens`` is ``max_completion_tokens``, ``max_tokens`` or the model's output
     limit. A request that breaks OpenAI's schema, or sets a field Anthropic cannot honour
-    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1), raises
+    (:data:`UNTRANSLATABLE`, ``response_format`` other than text, ``n`` > 1, ``temperature``
+    above 1, no message with content once empty texts are left out), raises
     :class:`InvalidRequest` naming the field: nothing is silently dropped.
     """
     _refuse_untranslatable(body)
@@ -177,6 +178,13 @@ def openai_to_anthropic_request(
                 "assistant, tool",
                 param=f"messages[{i}].role",
             )
+    if not turns:
+        # Empty texts are left out (Anthropic refuses empty text blocks), which may leave none.
+        raise InvalidRequest(
+            "messages must hold a user or assistant message with content: Anthropic models "
+            "refuse a conversation with none",
+            param="messages",
+        )
     out: dict[str, Any] = {"model": model}
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     out["max_tokens"] = (
@@ -227,6 +235,10 @@ def _refuse_untranslatable(body: Mapping[str, Any]) -> None:
             "models; leave it out, or route this request to an OpenAI-format target",
             param="response_format.type",
         )
+    temperature = body.get("temperature")
+    if isinstance(temperature, (int, float)) and temperature > 1:
+        # OpenAI's range is 0 to 2, Anthropic's 0 to 1: no faithful scaling exists.
+        raise InvalidRequest("Anthropic models take a temperature from 0 to 1", param="temperature")
     modalities = body.get("modalities")
     if modalities and modalities != ["text"]:
         raise InvalidRequest(

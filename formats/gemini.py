@@ -355,12 +355,44 @@ def _contents(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[
     return system, contents
 
 
+def _check_schema_types(schema: Any, path: str, depth: int = 0) -> None:
+    """A tool's JSON Schema holds schemas (objects) where it nests them, and every ``type`` is
+    a type name or a list of them: Gemini refuses others with a 400 that names no field of
+    the client's request. (``None``: no parameters.)"""
+    if (schema is None and depth == 0) or depth > 32:
+        return
+    if not isinstance(schema, Mapping):
+        raise InvalidRequest(f"{path} must be a JSON Schema (an object)", param=path)
+    kind = schema.get("type")
+    if "type" in schema and not (
+        isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))
+    ):
+        raise InvalidRequest(
+            f"{path}.type must be a JSON Schema type name (a string)", param=f"{path}.type"
+        )
+    for key in ("properties", "$defs", "definitions"):
+        children = schema.get(key, {})
+        if not isinstance(children, Mapping):
+            raise InvalidRequest(f"{path}.{key} must be an object", param=f"{path}.{key}")
+        for name, child in children.items():
+            _check_schema_types(child, f"{path}.{key}.{name}", depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key, [])
+        if not isinstance(options, list):
+            raise InvalidRequest(f"{path}.{key} must be an array", param=f"{path}.{key}")
+        for k, option in enumerate(options):
+            _check_schema_types(option, f"{path}.{key}[{k}]", depth + 1)
+    if "items" in schema:
+        _check_schema_types(schema["items"], f"{path}.items", depth + 1)
+
+
 def _tools(tools: Any) -> list[dict[str, Any]]:
     declarations = []
-    for tool in tools or []:
+    for j, tool in enumerate(tools or []):
         if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
             raise InvalidRequest("only function tools are supported for Gemini", param="tools")
         function = tool.get("function") or {}
+        _check_schema_types(function.get("parameters"), f"tools[{j}].function.parameters")
         declaration: dict[str, Any] = {"name": function.get("name")}
         if function.get("description"):
             declaration["description"] = function["description"]
@@ -421,6 +453,7 @@ def _generation_config(body: Mapping[str, Any]) -> dict[str, Any]:
         elif fmt.get("type") == "json_schema":
             config["responseMimeType"] = "application/json"
             schema = (fmt.get("json_schema") or {}).get("schema")
+            _check_schema_types(schema, "response_format.json_schema.schema")
             if isinstance(schema, Mapping):
                 config["responseSchema"] = clean_schema(schema)
     thinking = body.get("thinking_config", body.get("thinkingConfig"))
@@ -695,12 +728,22 @@ def embedding_inputs(body: Mapping[str, Any]) -> list[str]:
     return items
 
 
+#: Gemini embedding models' largest ``outputDimensionality`` (gemini-embedding-001's 3072).
+MAX_EMBEDDING_DIMENSIONS = 3072
+
+
 def to_gemini_embed(body: Mapping[str, Any], model: str) -> tuple[str, dict[str, Any]]:
     """(method, body): ``embedContent`` for one input, ``batchEmbedContents`` for several."""
     texts = embedding_inputs(body)
     extra: dict[str, Any] = {}
-    if isinstance(body.get("dimensions"), int):
-        extra["outputDimensionality"] = body["dimensions"]
+    dimensions = body.get("dimensions")
+    if isinstance(dimensions, int):
+        if dimensions > MAX_EMBEDDING_DIMENSIONS:
+            raise InvalidRequest(
+                f"dimensions must be at most {MAX_EMBEDDING_DIMENSIONS} for Gemini models",
+                param="dimensions",
+            )
+        extra["outputDimensionality"] = dimensions
     task = body.get("task_type", body.get("taskType"))
     if isinstance(task, str):
         extra["taskType"] = task

@@ -172,6 +172,17 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
     return include is True
 
 
+def completions_param(param: str | None) -> str | None:
+    """The completions field a chat field path (an error's ``param`` raised while the chat
+    body made from the prompt was translated for a target) was made from: ``messages...`` ->
+    ``prompt``, ``max_completion_tokens`` -> ``max_tokens``; the rest share their names."""
+    if param is not None and param.startswith("messages"):
+        return "prompt"
+    if param == "max_completion_tokens":
+        return "max_tokens"
+    return param
+
+
 def parse_request(body: Mapping[str, Any]) -> CompletionRequest:
     """Check a completions body and build its canonical chat body.
 

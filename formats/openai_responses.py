@@ -216,6 +216,38 @@ def _choice(value: Any, path: str, allowed: Sequence[str]) -> str:
 # -- request -> chat ---------------------------------------------------------------------------
 
 
+#: Chat field paths (the canonical body's) and the Responses field each was made from.
+_CHAT_TO_RESPONSES = (
+    ("response_format.json_schema", "text.format"),
+    ("response_format", "text.format"),
+    ("max_completion_tokens", "max_output_tokens"),
+    ("max_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning.effort"),
+    ("verbosity", "text.verbosity"),
+)
+
+
+def responses_param(param: str | None, leading: int = 0) -> str | None:
+    """The Responses field a chat field path (an error's ``param`` raised while the canonical
+    chat body was translated for a target) was made from, so the client is told of a field it
+    sent: ``response_format.type`` -> ``text.format.type``, ``tools[0].function.name`` ->
+    ``tools[0].name``, ``messages[i]...`` -> ``instructions`` for the ``leading`` messages
+    made from it, else ``input`` (messages and input items do not pair one to one)."""
+    if param is None:
+        return None
+    if param == "messages" or param.startswith(("messages[", "messages.")):
+        index = param[len("messages[") :].split("]")[0] if param.startswith("messages[") else ""
+        if index.isdigit() and int(index) < leading:
+            return "instructions"
+        return "input"
+    if param.startswith("tools[") and ".function" in param:
+        return param.replace(".function.", ".", 1).replace(".function", "", 1)
+    for chat, responses in _CHAT_TO_RESPONSES:
+        if param == chat or param.startswith((chat + ".", chat + "[")):
+            return responses + param[len(chat) :]
+    return param
+
+
 def to_chat_request(
     body: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from plugway import pipeline
 from plugway.app import decision_headers, error_response, failed, read_body
 from plugway.config import Config
 from plugway.context import RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, UpstreamStreamBroken
+from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
 from plugway.formats.openai_completions import (
     ChatToCompletionStream,
     CompletionRequest,
@@ -49,6 +49,7 @@ from plugway.formats.openai_completions import (
     choice_texts,
     completion_id,
     completion_to_chat,
+    completions_param,
     drop_stale_logprobs,
     merge_chat_answers,
     parse_request,
@@ -177,6 +178,14 @@ class Answer:
     echo_prompts: list[str] | None = None  # what to put before each choice's text
 
 
+def as_completions_error(exc: GatewayError) -> GatewayError:
+    """``exc`` naming the completions field the client sent where a translation for a target
+    named the chat body's (``messages`` -> ``prompt``)."""
+    if isinstance(exc, InvalidRequest):
+        exc.param = completions_param(exc.param)
+    return exc
+
+
 async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
     ctx = inbound.ctx
     try:
@@ -203,7 +212,7 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
     except GatewayError as exc:
-        return failed(gw, ctx, exc)
+        return failed(gw, ctx, as_completions_error(exc))
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
@@ -311,7 +320,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
 
         opened = await pipeline.open_plan(gw, ctx, call)
     except GatewayError as exc:
-        await request.respond(failed(gw, ctx, exc))
+        await request.respond(failed(gw, ctx, as_completions_error(exc)))
         return
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()

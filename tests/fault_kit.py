@@ -223,3 +223,69 @@ SCHEMA_VIOLATIONS: list[tuple[dict[str, Any], str]] = [
     (_assistant(content=5), "messages[1].content"),
     (_assistant(content="x", refusal=1), "messages[1].refusal"),
 ]
+
+
+_GEM_TOOL = {"type": "function", "name": "f"}
+
+#: Bodies at the doors after chat, found failing by tests/test_fuzz_doors.py, as (path, the
+#: routes of fuzz_kit.FORMAT_ROUTES it is sent to, body without the model, the field path the
+#: 400 names). Each got a 400 that named no field (an upstream's, or a chat field the client
+#: never sent) or went upstream untranslatable.
+DOOR_VIOLATIONS: list[tuple[str, tuple[str, ...], dict[str, Any], str]] = [
+    ("/v1/responses", ("oai", "claude", "gem"), {"input": 7}, "input"),
+    ("/v1/completions", ("oai", "claude", "gem"), {"prompt": "x", "n": "two"}, "n"),
+    # Refused by the Anthropic translation naming chat's response_format.type.
+    (
+        "/v1/responses",
+        ("claude",),
+        {"input": "x", "text": {"format": {"type": "json_object"}}},
+        "text.format.type",
+    ),
+    # Only empty texts: Anthropic answered 400 "messages: Field required" (no param).
+    ("/v1/responses", ("claude",), {"input": ""}, "input"),
+    ("/v1/completions", ("claude",), {"prompt": ""}, "prompt"),
+    # OpenAI's range, not Anthropic's: the upstream's 400 named no field.
+    ("/v1/responses", ("claude",), {"input": "x", "temperature": 2.0}, "temperature"),
+    ("/v1/completions", ("claude",), {"prompt": "x", "temperature": 1.5}, "temperature"),
+    # A tool schema Gemini refuses with a 400 that names no field of the request.
+    (
+        "/v1/responses",
+        ("gem",),
+        {"input": "x", "tools": [{**_GEM_TOOL, "parameters": {"type": None, "properties": {}}}]},
+        "tools[0].parameters.type",
+    ),
+    (
+        "/v1/responses",
+        ("gem",),
+        {"input": "x", "tools": [{**_GEM_TOOL, "parameters": {"properties": {"a": None}}}]},
+        "tools[0].parameters.properties.a",
+    ),
+    (
+        "/v1/responses",
+        ("gem",),
+        {"input": "x", "tools": [{**_GEM_TOOL, "parameters": {"properties": True}}]},
+        "tools[0].parameters.properties",
+    ),
+    (
+        "/v1/chat/completions",
+        ("gem",),
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 1}}}],
+        },
+        "tools[0].function.parameters.type",
+    ),
+    # Found by the OpenAPI-generated bodies: sent on to Gemini as outputDimensionality (the
+    # fake Gemini then built a vector of that size).
+    ("/v1/embeddings", ("gem",), {"input": "x", "dimensions": 10**9}, "dimensions"),
+    # The same in a response schema (Gemini's responseSchema).
+    (
+        "/v1/responses",
+        ("gem",),
+        {
+            "input": "x",
+            "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": None}}},
+        },
+        "text.format.schema.type",
+    ),
+]

@@ -3,16 +3,25 @@ always OpenAI's error shape on errors, and the gateway keeps serving."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from fault_kit import SCHEMA_VIOLATIONS
+from fuzz_kit import (
+    FORMAT_ROUTES,
+    anthropic_error,
+    formats_gateway_at,
+    hurt_no_target,
+    json_value,
+    one_value_replaced,
+    short_text,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from plugway.testing import FakeOpenAI, GatewayProcess
+from plugway.testing import FakeAnthropic, FakeOpenAI, GatewayProcess
 from sec_kit import MASTER, keyed_config, new_db
 
 FILTERS = """
@@ -38,16 +47,6 @@ def fuzzed(primary: FakeOpenAI) -> Iterator[tuple[GatewayProcess, httpx.Client]]
         yield gw, client
 
 
-json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40)
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 message = st.fixed_dictionaries(
     {
         "role": st.sampled_from(["user", "system", "assistant", "tool", "x", ""]),
@@ -166,17 +165,6 @@ def test_still_serving_after_fuzzing(fuzzed: tuple[GatewayProcess, httpx.Client]
 # Schema-violating bodies are valid ones with one value anywhere in them replaced by an
 # arbitrary JSON value.
 
-from fault_kit import (  # noqa: E402 - the issue-24 section shares the fault tests' kit
-    FAULTY,
-    SCHEMA_VIOLATIONS,
-    health,
-    three_formats_config,
-)
-from plugway.testing import FakeAnthropic, FakeGemini  # noqa: E402
-
-FORMAT_ROUTES = ["oai", "claude", "gem"]
-
-short_text = st.text(max_size=20)
 text_part = st.fixed_dictionaries({"type": st.just("text"), "text": short_text})
 image_part = st.fixed_dictionaries(
     {
@@ -282,57 +270,27 @@ valid_body = st.fixed_dictionaries(
 )
 
 
-@st.composite
-def malformed_body(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid body with one value somewhere in it (not the model) replaced by any JSON."""
-    # A copy: strategies such as st.just hand out the same objects every time.
-    body: dict[str, Any] = copy.deepcopy(draw(valid_body))
-    spots: list[tuple[Any, Any]] = []
+#: A valid body with one value somewhere in it (not the model) replaced by any JSON.
+malformed_body = one_value_replaced(valid_body)
 
-    def walk(node: Any) -> None:
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, child in items:
-            if node is body and key == "model":
-                continue
-            spots.append((node, key))
-            if isinstance(child, (dict, list)):
-                walk(child)
 
-    walk(body)
-    node, key = draw(st.sampled_from(spots))
-    node[key] = draw(json_value)
-    return body
+def send_and_check(gw: GatewayProcess, client: httpx.Client, body: dict[str, Any]) -> None:
+    """No 5xx, at most one attempt, and no target's health or circuit changed."""
+    response = client.post(
+        "/v1/chat/completions",
+        content=json.dumps(body).encode(),  # json.dumps: Infinity too, which is no JSON
+        headers={"content-type": "application/json"},
+    )
+    hurt_no_target(gw, response, body)
+    if response.status_code >= 400:
+        assert response.json()["error"]["type"] == "invalid_request_error", response.text
 
 
 @pytest.fixture(scope="module")
 def formats_gateway(
     primary: FakeOpenAI, backup: FakeOpenAI, claude_up: FakeAnthropic
 ) -> Iterator[tuple[GatewayProcess, httpx.Client]]:
-    with (
-        FakeGemini() as gemini,
-        GatewayProcess(
-            three_formats_config(primary, backup, claude_up, gemini), plugins=[FAULTY]
-        ) as gw,
-        httpx.Client(base_url=gw.url, timeout=15) as client,
-    ):
-        yield gw, client
-
-
-def send_and_check(gw: GatewayProcess, client: httpx.Client, body: dict[str, Any]) -> None:
-    """No 5xx, at most one attempt, and no target's health or circuit changed."""
-    before = health(gw.url)
-    response = client.post(
-        "/v1/chat/completions",
-        content=json.dumps(body).encode(),  # json.dumps: Infinity too, which is no JSON
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code < 500, (body, response.text)
-    assert int(response.headers.get("x-plugway-attempts", "0")) <= 1, (body, response.headers)
-    if response.status_code >= 400:
-        assert response.json()["error"]["type"] == "invalid_request_error", response.text
-    after = health(gw.url)
-    for key, (up, circuit) in after.items():
-        assert up != 0.0 and circuit in (None, 0.0), (body, key, before.get(key), (up, circuit))
+    yield from formats_gateway_at(primary, backup, claude_up)
 
 
 #: Bodies the fuzzing below once found failing, kept as regression cases: each is sent to
@@ -377,7 +335,7 @@ def test_regression_bodies_hurt_no_target(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=malformed_body())
+@given(body=malformed_body)
 def test_fuzzed_schema_violating_bodies_hurt_no_target(
     formats_gateway: tuple[GatewayProcess, httpx.Client], body: dict[str, Any]
 ) -> None:
@@ -452,29 +410,12 @@ def messages_body(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-@st.composite
-def malformed_messages_body(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid Messages body with one value (not the model, not max_tokens) replaced."""
-    body = copy.deepcopy(draw(messages_body()))
-    spots: list[tuple[Any, Any]] = []
-
-    def walk(node: Any) -> None:
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, child in items:
-            if node is body and key in ("model", "max_tokens"):
-                continue
-            spots.append((node, key))
-            if isinstance(child, (dict, list)):
-                walk(child)
-
-    walk(body)
-    node, key = draw(st.sampled_from(spots))
-    node[key] = draw(json_value)
-    return body
+#: A valid Messages body with one value (not the model, not max_tokens) replaced.
+malformed_messages_body = one_value_replaced(messages_body(), keep=("model", "max_tokens"))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=st.one_of(messages_body(), malformed_messages_body()))
+@given(body=st.one_of(messages_body(), malformed_messages_body))
 def test_fuzzed_messages_bodies_hurt_no_target(
     formats_gateway: tuple[GatewayProcess, httpx.Client], body: dict[str, Any]
 ) -> None:
@@ -484,9 +425,4 @@ def test_fuzzed_messages_bodies_hurt_no_target(
         content=json.dumps(body).encode(),
         headers={"content-type": "application/json"},
     )
-    assert response.status_code < 500, (body, response.text)
-    assert int(response.headers.get("x-plugway-attempts", "0")) <= 1, (body, response.headers)
-    if response.status_code >= 400:
-        assert response.json()["type"] == "error", response.text
-    for key, (up, circuit) in health(gw.url).items():
-        assert up != 0.0 and circuit in (None, 0.0), (body, key, up, circuit)
+    hurt_no_target(gw, response, body, anthropic_error)

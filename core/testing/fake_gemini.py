@@ -348,7 +348,8 @@ class FakeGemini(FakeUpstream):
 
     def _vector(self, request_body: dict[str, Any]) -> list[float]:
         text = " ".join(p.get("text", "") for p in request_body["content"]["parts"])
-        size = request_body.get("outputDimensionality") or 3
+        # Gemini's largest is 3072; beyond it the fake does not build a vector of that size.
+        size = min(request_body.get("outputDimensionality") or 3, 3072)
         return [float(len(text)), 0.25, -1.5, *([0.5] * (size - 3))][:size]
 
     def stream_events(

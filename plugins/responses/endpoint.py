@@ -40,6 +40,7 @@ from plugway.formats.openai_responses import (
     from_chat_response,
     input_items,
     output_to_chat_messages,
+    responses_param,
     sse,
     to_chat_request,
 )
@@ -261,6 +262,14 @@ def drop_builtin_tools(inbound: Inbound) -> bool:
     return True
 
 
+def as_responses_error(inbound: Inbound, exc: GatewayError) -> GatewayError:
+    """``exc`` naming the Responses field the client sent where a translation for a target
+    named the canonical chat body's (``response_format.type`` -> ``text.format.type``)."""
+    if isinstance(exc, InvalidRequest):
+        exc.param = responses_param(exc.param, inbound.leading)
+    return exc
+
+
 async def load_previous(ctx: RequestContext, response_id: str) -> StoredResponse:
     store = runtime.store
     record = await store.get(response_id) if store is not None else None
@@ -315,7 +324,7 @@ async def serve_complete(gw: Gateway, inbound: Inbound) -> HTTPResponse:
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             ctx.finish_reason = choices[0].get("finish_reason")
     except GatewayError as exc:
-        return failed(gw, ctx, exc)
+        return failed(gw, ctx, as_responses_error(inbound, exc))
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
         gw.spawn(gw.hooks.notify("post_response", ctx=ctx, response=None))
@@ -443,7 +452,7 @@ async def serve_stream(  # noqa: PLR0915 - one linear request path, like the cor
 
         opened = await pipeline.open_plan(gw, ctx, call)
     except GatewayError as exc:
-        await request.respond(failed(gw, ctx, exc))
+        await request.respond(failed(gw, ctx, as_responses_error(inbound, exc)))
         return
     except asyncio.CancelledError:
         ctx.status, ctx.ended = 499, time.monotonic()
