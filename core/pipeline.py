@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import httpx
@@ -395,6 +395,33 @@ async def first_event(stream: ChunkStream, provider: str) -> OpenStream:
         await close_quietly(stream)
         raise
     return OpenStream(stream, events, first)
+
+
+async def chat_chunks(
+    gw: Gateway, ctx: RequestContext, inner: ChunkStream
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The parsed chat chunks of a provider's stream, one list per batch of events it yielded,
+    after the ``stream_chunk`` hook when a plugin implements it (``[DONE]`` and events that
+    are not objects skipped): what a door that answers in another format translates. An
+    event that is not JSON is the upstream's fault, a :class:`UpstreamStreamBroken`."""
+    rewrite = gw.hooks.has("stream_chunk")
+    async for received in inner:
+        data = await rewrite_chunks(gw, ctx, received) if rewrite else received
+        chunks: list[dict[str, Any]] = []
+        try:
+            for payload in iter_data(data):
+                if payload.strip() == b"[DONE]":
+                    continue
+                chunk = orjson.loads(payload)
+                if isinstance(chunk, dict):
+                    chunks.append(chunk)
+        except orjson.JSONDecodeError:
+            attempt = ctx.final_attempt
+            provider = attempt.target.provider if attempt else ""
+            raise UpstreamStreamBroken(
+                f"provider '{provider}' sent a stream event that is not JSON", provider=provider
+            ) from None
+        yield chunks
 
 
 def sse_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -44,14 +44,13 @@ from plugway.app import error_response as core_error_response
 from plugway.app import failed as core_failed
 from plugway.config import Config
 from plugway.context import RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
+from plugway.errors import GatewayError, InvalidRequest
 from plugway.formats.anthropic_messages import (
     NativeMessages,
     OpenAIToAnthropicStream,
     anthropic_error_body,
     anthropic_to_openai_request,
     anthropic_to_openai_response,
-    iter_sse_data,
     openai_to_anthropic_response,
     sse,
     validate_messages_request,
@@ -224,24 +223,11 @@ class TranslatedStream(ChunkStream):
         self.ctx = ctx
         self.inner = inner
         self.translator = OpenAIToAnthropicStream(ctx.model, message_id(ctx))
-        self.rewrite = gw.hooks.has("stream_chunk")
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         translator = self.translator
-        async for received in self.inner:
-            data = received
-            if self.rewrite:
-                data = await pipeline.rewrite_chunks(self.gw, self.ctx, received)
-            out: list[bytes] = []
-            try:
-                for chunk in iter_sse_data(data):
-                    out.extend(sse(event) for event in translator.feed(chunk))
-            except orjson.JSONDecodeError:
-                attempt = self.ctx.final_attempt
-                provider = attempt.target.provider if attempt else ""
-                raise UpstreamStreamBroken(
-                    f"provider '{provider}' sent a stream event that is not JSON", provider=provider
-                ) from None
+        async for chunks in pipeline.chat_chunks(self.gw, self.ctx, self.inner):
+            out = [sse(event) for chunk in chunks for event in translator.feed(chunk)]
             if out:
                 yield b"".join(out)
         if translator.usage is None:

@@ -43,7 +43,7 @@ from plugway.app import error_response as core_error_response
 from plugway.app import failed as core_failed
 from plugway.config import Config
 from plugway.context import RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, InvalidRequest, NotFound, UpstreamStreamBroken
+from plugway.errors import GatewayError, InvalidRequest, NotFound
 from plugway.formats import gemini as fmt
 from plugway.gateway import Gateway
 from plugway.hooks import hookimpl
@@ -245,28 +245,11 @@ class TranslatedStream(ChunkStream):
         self.ctx = ctx
         self.inner = inner
         self.translator = fmt.ChatToGeminiStream(model=ctx.model, response_id=response_id(ctx))
-        self.rewrite = gw.hooks.has("stream_chunk")
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         translator = self.translator
-        async for received in self.inner:
-            data = received
-            if self.rewrite:
-                data = await pipeline.rewrite_chunks(self.gw, self.ctx, received)
-            out: list[bytes] = []
-            try:
-                for payload in iter_data(data):
-                    if payload.strip() == b"[DONE]":
-                        continue
-                    chunk = orjson.loads(payload)
-                    if isinstance(chunk, dict):
-                        out.extend(fmt.gemini_sse(event) for event in translator.feed(chunk))
-            except orjson.JSONDecodeError:
-                attempt = self.ctx.final_attempt
-                provider = attempt.target.provider if attempt else ""
-                raise UpstreamStreamBroken(
-                    f"provider '{provider}' sent a stream event that is not JSON", provider=provider
-                ) from None
+        async for chunks in pipeline.chat_chunks(self.gw, self.ctx, self.inner):
+            out = [fmt.gemini_sse(event) for chunk in chunks for event in translator.feed(chunk)]
             if out:
                 yield b"".join(out)
         if translator.usage is None and self.inner.usage is not None:

@@ -32,7 +32,7 @@ from plugway import pipeline
 from plugway.app import decision_headers, failed, read_body
 from plugway.app import error_response as core_error_response
 from plugway.context import RequestContext, Target, new_request_id
-from plugway.errors import GatewayError, InvalidRequest, UpstreamStreamBroken
+from plugway.errors import GatewayError, InvalidRequest
 from plugway.formats.openai_responses import (
     ChatToResponsesStream,
     NativeOnly,
@@ -56,7 +56,6 @@ from plugway.gateway import Gateway
 from plugway.plugins.responses.runtime import owner_of, runtime
 from plugway.plugins.responses.store import StoredResponse
 from plugway.provider import ChunkStream, Provider, ProviderResponse
-from plugway.sse import iter_data
 from sanic import HTTPResponse, Request
 
 ENDPOINT = "responses"
@@ -404,25 +403,11 @@ class TranslatedStream(ChunkStream):
         self.translator = ChatToResponsesStream(
             response_id=inbound.response_id, request=inbound.body, created_at=inbound.created_at
         )
-        self.rewrite = gw.hooks.has("stream_chunk")
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         translator = self.translator
-        async for received in self.inner:
-            data = received
-            if self.rewrite:
-                data = await pipeline.rewrite_chunks(self.gw, self.ctx, received)
-            out: list[bytes] = []
-            try:
-                for payload in iter_data(data):
-                    chunk = orjson.loads(payload)
-                    out.extend(sse(event) for event in translator.feed(chunk))
-            except orjson.JSONDecodeError:
-                attempt = self.ctx.final_attempt
-                provider = attempt.target.provider if attempt else ""
-                raise UpstreamStreamBroken(
-                    f"provider '{provider}' sent a stream event that is not JSON", provider=provider
-                ) from None
+        async for chunks in pipeline.chat_chunks(self.gw, self.ctx, self.inner):
+            out = [sse(event) for chunk in chunks for event in translator.feed(chunk)]
             if out:
                 yield b"".join(out)
         self.usage = translator.usage or self.inner.usage
